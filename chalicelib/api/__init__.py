@@ -1,0 +1,20 @@
+"""The HTTP API: blueprints per route group, one middleware that makes every error a problem."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from . import contacts, grants, health, projects
+from .problems import as_problem
+
+
+def register_api(app: Chalice) -> None:
+    for blueprint in (health.bp, projects.bp, contacts.bp, grants.bp):
+        app.register_blueprint(blueprint)
+
+    @app.middleware("http")
+    def problems_only(event: Request, get_response: Callable[[Request], Response]) -> Response:
+        return as_problem(get_response(event))

@@ -1,0 +1,96 @@
+"""`/projects/{project_id}/grants` and `/activity`: the User Access and Activity Log tabs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from .. import services
+from ..domain.grants import AddGrant, GrantView, NewContact
+from ..idempotency import run_once
+from . import presenters
+from .models import ActivityList, AddGrantRequest, GrantList, GrantResponse
+from .routing import Call, Result, operation
+
+bp = Blueprint(__name__)
+
+GRANT = "/projects/{project_id}/grants/{contact_id}"
+
+
+def _accepted(view: GrantView) -> Result:
+    grant = view.grant
+    location = f"/projects/{grant.project_id}/grants/{grant.contact_id}"
+    return Result(presenters.grant(view), status=202, headers={"Location": location})
+
+
+@operation(bp, "GET", "/projects/{project_id}/grants", summary="Grants of the project",
+           who="members", response=GrantList, query=("limit", "cursor"),
+           errors=(400, 401, 403, 404, 422))
+def list_grants(call: Call, project_id: str) -> Result:
+    page = services.grants().list_grants(call.user, project_id, call.limit(), call.cursor())
+    return Result(GrantList(items=[presenters.grant(v) for v in page.items],
+                            next_cursor=page.next_cursor))
+
+
+@operation(bp, "POST", "/projects/{project_id}/grants", summary="Give a contact helpdesk access",
+           who="project_manager, supervisor", request=AddGrantRequest, response=GrantResponse,
+           status=202, errors=(400, 401, 403, 404, 409, 422, 503), headers=("Idempotency-Key",))
+def add_grant(call: Call, project_id: str) -> Result:
+    body: AddGrantRequest = call.body
+    new = body.new_contact
+    request = AddGrant(
+        contact_id=body.contact_id, email=body.email, expires_at=body.expires_at,
+        new_contact=NewContact(new.email, new.name, new.kind, list(new.groups)) if new else None)
+
+    def add() -> dict[str, Any]:
+        view = services.grants().add(call.user, project_id, request)
+        return presenters.grant(view).model_dump(mode="json")
+
+    key = call.headers.get("idempotency-key")
+    if key:
+        scope = f"{call.user.sub}:{project_id}:{key}"
+        data = run_once("add-grant", scope, add, payload=body.model_dump(mode="json"))
+    else:
+        data = add()
+    response = GrantResponse.model_validate(data)
+    location = f"/projects/{project_id}/grants/{response.contact_id}"
+    return Result(response, status=202, headers={"Location": location})
+
+
+@operation(bp, "GET", GRANT, summary="One grant", who="members", response=GrantResponse,
+           errors=(400, 401, 403, 404))
+def get_grant(call: Call, project_id: str, contact_id: str) -> Result:
+    view: GrantView = services.grants().get_grant(call.user, project_id, contact_id)
+    return Result(presenters.grant(view))
+
+
+@operation(bp, "DELETE", GRANT, summary="Remove a contact's helpdesk access",
+           who="project_manager, supervisor", response=GrantResponse, status=202,
+           errors=(400, 401, 403, 404, 409, 503))
+def remove_grant(call: Call, project_id: str, contact_id: str) -> Result:
+    return _accepted(services.grants().remove(call.user, project_id, contact_id))
+
+
+@operation(bp, "POST", f"{GRANT}/password-reset", summary="Email the helpdesk password reset link",
+           who="project_manager, supervisor", response=GrantResponse, status=202,
+           errors=(400, 401, 403, 404, 409, 503))
+def password_reset(call: Call, project_id: str, contact_id: str) -> Result:
+    return _accepted(services.grants().send_password_reset(call.user, project_id, contact_id))
+
+
+@operation(bp, "POST", f"{GRANT}/retry", summary="Retry a failed grant",
+           who="project_manager, supervisor", response=GrantResponse, status=202,
+           errors=(400, 401, 403, 404, 409, 503))
+def retry_grant(call: Call, project_id: str, contact_id: str) -> Result:
+    return _accepted(services.grants().retry(call.user, project_id, contact_id))
+
+
+@operation(bp, "GET", "/projects/{project_id}/activity", summary="Activity log, newest first",
+           who="members", response=ActivityList, query=("limit", "cursor", "contact_id"),
+           errors=(400, 401, 403, 404, 422))
+def list_activity(call: Call, project_id: str) -> Result:
+    page = services.grants().activity(call.user, project_id, call.query.get("contact_id"),
+                                      call.limit(), call.cursor())
+    return Result(ActivityList(items=[presenters.activity(e) for e in page.items],
+                               next_cursor=page.next_cursor))

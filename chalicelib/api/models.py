@@ -1,0 +1,198 @@
+"""Request and response models of the HTTP API (pydantic): validation and the OpenAPI schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+ID_RE = re.compile(ID_PATTERN)
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+DOMAIN_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254),
+                  AfterValidator(str.lower)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253),
+                   AfterValidator(str.lower)]
+Group = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class RequestModel(BaseModel):
+    """Strict input: unknown fields and wrong JSON types are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class PutProjectRequest(RequestModel):
+    name: Name
+    customer_company_id: Id
+    integrator_company_id: Id | None = None
+    created_by: Id | None = None
+    service_desk_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
+    organization_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")] | None = None
+    allowed_email_domains: Annotated[list[Domain], Field(max_length=50)] = []
+
+
+class PutContactRequest(RequestModel):
+    email: Email
+    name: Name
+    company_id: Id | None = None
+    console_user: bool = False
+    groups: Annotated[list[Group], Field(max_length=50)] = []
+
+
+class NewContactRequest(RequestModel):
+    email: Email
+    name: Name
+    kind: Literal["company", "external"]
+    groups: Annotated[list[Group], Field(max_length=50)] = []
+
+    @model_validator(mode="after")
+    def _groups_only_for_company(self) -> NewContactRequest:
+        if self.kind == "external" and self.groups:
+            raise ValueError("groups are only for company contacts")
+        return self
+
+
+class AddGrantRequest(RequestModel):
+    contact_id: Id | None = None
+    email: Email | None = None
+    new_contact: NewContactRequest | None = None
+    expires_at: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_contact(self) -> AddGrantRequest:
+        given = [self.contact_id, self.email, self.new_contact]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError("give exactly one of contact_id, email, new_contact")
+        return self
+
+
+class SupportAccessRequest(RequestModel):
+    enabled: bool
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    confirmation: str
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class SupportAccessResponse(ResponseModel):
+    enabled: bool
+    reason: str | None
+    changed_by: str | None
+    changed_at: str | None
+
+
+class ProjectResponse(ResponseModel):
+    project_id: str
+    name: str
+    customer_company_id: str
+    integrator_company_id: str | None
+    created_by: str | None
+    service_desk_id: str
+    organization_id: str
+    allowed_email_domains: list[str]
+    support_access: SupportAccessResponse
+
+
+class ContactResponse(ResponseModel):
+    contact_id: str
+    email: str
+    name: str
+    company_id: str | None
+    console_user: bool
+    groups: list[str]
+    external_for: list[str]
+    status: Literal["active", "offboarded"]
+
+
+class ContactLookupResponse(ResponseModel):
+    exists: bool
+    contact: ContactResponse | None
+
+
+class ContactList(ResponseModel):
+    items: list[ContactResponse]
+    next_cursor: str | None
+
+
+class GrantErrorResponse(ResponseModel):
+    code: str
+    message: str
+
+
+class GrantResponse(ResponseModel):
+    project_id: str
+    contact_id: str
+    email: str
+    name: str
+    status: Literal["activation_pending", "activated", "activation_failed", "deletion_pending",
+                    "deletion_failed"]
+    jira_account_id: str | None
+    account_created: bool
+    requested_by: str
+    requested_at: str
+    updated_at: str
+    error: GrantErrorResponse | None
+    expires_at: str | None
+    outside_allowed_domains: bool
+
+
+class GrantList(ResponseModel):
+    items: list[GrantResponse]
+    next_cursor: str | None
+
+
+class ActorResponse(ResponseModel):
+    type: Literal["user", "hr", "system"]
+    id: str | None
+    email: str | None
+
+
+class ContactRef(ResponseModel):
+    id: str
+    email: str | None
+
+
+class ActivityResponse(ResponseModel):
+    project_id: str
+    at: str
+    id: str
+    action: str
+    actor: ActorResponse
+    contact: ContactRef | None
+    detail: dict[str, Any]
+
+
+class ActivityList(ResponseModel):
+    items: list[ActivityResponse]
+    next_cursor: str | None
+
+
+class HealthResponse(ResponseModel):
+    status: Literal["ok"]
+
+
+class ProblemField(ResponseModel):
+    field: str
+    message: str
+
+
+class Problem(ResponseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None

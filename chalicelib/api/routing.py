@@ -1,0 +1,156 @@
+"""`operation`: declares one HTTP operation — route, auth, input model, response model — so that
+every view parses, authenticates and fails the same way, and the OpenAPI document is generated
+from the very declarations that serve the requests."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from ..domain.models import Principal
+from ..errors import FieldError, MalformedRequest, ServiceError, ValidationFailed
+from ..observability import logger
+from .auth import principal_from_header
+from .models import ID_RE
+from .problems import problem_for
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says about one route."""
+
+    method: str
+    path: str
+    summary: str
+    who: str
+    status: int
+    request: type[BaseModel] | None
+    response: type[BaseModel] | None
+    public: bool
+    query: tuple[str, ...]
+    errors: tuple[int, ...]
+    headers: tuple[str, ...] = ()
+
+
+OPERATIONS: list[Operation] = []
+
+
+@dataclass
+class Call:
+    """One parsed, authenticated request as a view receives it."""
+
+    principal: Principal | None
+    body: Any
+    query: dict[str, str]
+    headers: dict[str, str]
+    raw_body: bytes = b""
+    path_params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None  # only public operations have no principal
+        return self.principal
+
+    def limit(self) -> int:
+        raw = self.query.get("limit")
+        if raw is None:
+            return DEFAULT_LIMIT
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            message = f"limit must be a whole number from 1 to {MAX_LIMIT}"
+            raise ValidationFailed(message, [FieldError("limit", message)])
+        return int(raw)
+
+    def cursor(self) -> str | None:
+        return self.query.get("cursor") or None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A view's answer: a response model (or list of them) with status and extra headers."""
+
+    body: BaseModel | None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+    if len(raw) > MAX_BODY_BYTES:
+        raise MalformedRequest(f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRequest("the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [FieldError(".".join(str(p) for p in e["loc"]) or "body",
+                             e["msg"].removeprefix("Value error, "))
+                  for e in exc.errors(include_url=False)]
+        raise ValidationFailed("the request body is not valid", errors) from exc
+
+
+def _check_path(params: dict[str, str]) -> None:
+    bad = [name for name, value in params.items() if not ID_RE.match(value)]
+    if bad:
+        errors = [FieldError(n, "ids are 1-64 characters of A-Z a-z 0-9 . _ -") for n in bad]
+        raise MalformedRequest("the path has an invalid id", errors)
+
+
+def operation(
+    blueprint: Blueprint,
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    who: str,
+    status: int = 200,
+    request: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    public: bool = False,
+    query: tuple[str, ...] = (),
+    errors: tuple[int, ...] = (),
+    headers: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Result]], Callable[..., Response]]:
+    OPERATIONS.append(Operation(method, path, summary, who, status, request, response, public,
+                                query, errors, headers))
+
+    def register(view: Callable[..., Result]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def handle(**path_params: str) -> Response:
+            current = blueprint.current_request
+            try:
+                _check_path(path_params)
+                headers_in = {k.lower(): v for k, v in (current.headers or {}).items()}
+                principal = (None if public
+                             else principal_from_header(headers_in.get("authorization")))
+                raw = current.raw_body or b""
+                body = _parse_body(raw, request) if request else None
+                call = Call(principal, body, dict(current.query_params or {}), headers_in, raw,
+                            path_params)
+                result = view(call, **path_params)
+            except ServiceError as error:
+                if not isinstance(error, MalformedRequest | ValidationFailed):
+                    logger.info("request refused",
+                                extra={"problem": error.code, "detail": error.message})
+                return problem_for(error)
+            payload = result.body.model_dump(mode="json") if result.body is not None else None
+            return Response(body=json.dumps(payload) if payload is not None else "",
+                            status_code=result.status,
+                            headers={"Content-Type": "application/json", **result.headers})
+
+        blueprint.route(path, methods=[method])(handle)
+        return handle
+
+    return register

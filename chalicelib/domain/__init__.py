@@ -1,0 +1,1 @@
+"""Domain rules of helpdesk access: no Chalice, no boto3, only the ports in `ports.py`."""

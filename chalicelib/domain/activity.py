@@ -1,0 +1,32 @@
+"""Building activity entries: one constructor so every entry has the same shape and clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ulid import ULID
+
+from .models import ActivityEntry, Actor, iso, utc_now
+
+
+def entry(
+    project_id: str,
+    action: str,
+    actor: Actor,
+    *,
+    contact_id: str | None = None,
+    contact_email: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> ActivityEntry:
+    """A new entry stamped now, with a time-ordered ULID as its id."""
+    now = utc_now()
+    return ActivityEntry(
+        project_id=project_id,
+        at=iso(now),
+        id=str(ULID.from_datetime(now)),
+        action=action,
+        actor=actor,
+        contact_id=contact_id,
+        contact_email=contact_email,
+        detail=detail or {},
+    )

@@ -1,0 +1,65 @@
+"""Who may do what (SPEC §1 rules 2, 3 and 8, §2 "who"): the only place roles are interpreted."""
+
+from __future__ import annotations
+
+from ..errors import Forbidden
+from .models import Contact, Principal, Project, Role
+
+MANAGERS = (Role.PROJECT_MANAGER, Role.SUPERVISOR)
+
+
+def is_member(principal: Principal, project: Project) -> bool:
+    """Any user of the project's customer or integrator company, platform admins and services."""
+    if principal.has_any(Role.PLATFORM_ADMIN, Role.SERVICE):
+        return True
+    return principal.company_id is not None and principal.company_id in project.company_ids
+
+
+def ensure_member(principal: Principal, project: Project) -> None:
+    if not is_member(principal, project):
+        raise Forbidden("only members of the project's companies may see this project")
+
+
+def acting_company(principal: Principal, project: Project) -> str:
+    """The company a grant manager acts for on this project; Forbidden when none.
+
+    Project managers and supervisors act for their own company, which must be the project's
+    customer or integrator. A platform admin may do what a project manager may on any project and
+    acts for the project's customer company (see docs/decisions.md).
+    """
+    if principal.has_any(Role.PLATFORM_ADMIN):
+        return project.customer_company_id
+    if principal.has_any(*MANAGERS) and principal.company_id in project.company_ids:
+        return str(principal.company_id)
+    raise Forbidden(
+        "only project managers and supervisors of the project's customer or integrator company "
+        "may manage helpdesk access"
+    )
+
+
+def ensure_manages_contact(principal: Principal, project: Project, contact: Contact) -> None:
+    """A manager handles contacts of their company and externals linked to it (rule 2)."""
+    company = acting_company(principal, project)
+    if principal.has_any(Role.PLATFORM_ADMIN):
+        if any(contact.belongs_to(c) for c in project.company_ids):
+            return
+    elif contact.belongs_to(company):
+        return
+    raise Forbidden("this contact is neither of your company nor an external linked to it")
+
+
+def ensure_may_change_support_access(principal: Principal, project: Project) -> None:
+    """Only a company admin of the customer company or the project's creator (seed 003)."""
+    if principal.sub == project.created_by:
+        return
+    if principal.has_any(Role.COMPANY_ADMIN) and principal.company_id == project.customer_company_id:
+        return
+    raise Forbidden(
+        "only an admin of the customer company or the project's creator may change support access"
+    )
+
+
+def ensure_role(principal: Principal, *roles: Role) -> None:
+    if not principal.has_any(*roles):
+        names = ", ".join(r.value for r in roles)
+        raise Forbidden(f"this operation needs one of the roles: {names}")

@@ -1,0 +1,298 @@
+"""Grant use cases the API offers: add, remove, retry, password reset, and the reads.
+
+Each command validates, writes the new state and its activity entries in one unit of work, then
+starts the lifecycle's workflow. When the workflow cannot be started the grant is moved to its
+`*_failed` status at once (never left pending with nothing running) and the caller gets a 503.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from ulid import ULID
+
+from ..errors import (
+    Conflict,
+    DependencyUnavailable,
+    FieldError,
+    NotFound,
+    StaleState,
+    ValidationFailed,
+)
+from . import activity
+from .authorization import acting_company, ensure_member, ensure_manages_contact
+from .grant_lifecycle import ACTIVITY_ACTION, retry_target
+from .models import (
+    ActivityEntry,
+    Contact,
+    Grant,
+    GrantError,
+    GrantStatus,
+    Principal,
+    Project,
+    Role,
+    iso,
+    utc_now,
+)
+from .outcomes import record_failure
+from .policies import domain_allowed, ensure_active, ensure_domain_allowed
+from .ports import EventPublisher, Mailer, Page, Store, UnitOfWork, WorkflowStarter
+
+# How long a client should wait before retrying a request refused because an activation runs.
+PENDING_RETRY_AFTER_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class NewContact:
+    email: str
+    name: str
+    kind: Literal["company", "external"]
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AddGrant:
+    """Exactly one of the three ways to name the contact (validated by the API model)."""
+
+    contact_id: str | None = None
+    email: str | None = None
+    new_contact: NewContact | None = None
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class GrantView:
+    """A grant as the API shows it, with the flag the domain policy computes."""
+
+    grant: Grant
+    outside_allowed_domains: bool
+
+
+def lifecycle_name(project_id: str, contact_id: str, kind: str) -> str:
+    """A Step Functions execution name unique to one lifecycle run of one grant (≤ 80 chars)."""
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", f"{project_id}-{contact_id}")[:40]
+    return f"{readable}-{kind}-{ULID()}"
+
+
+def _view(project: Project, grant: Grant) -> GrantView:
+    return GrantView(grant, not domain_allowed(project, grant.email))
+
+
+class GrantService:
+    def __init__(
+        self,
+        store: Store,
+        workflows: WorkflowStarter,
+        mailer: Mailer,
+        events: EventPublisher,
+        reset_url: str,
+    ) -> None:
+        self._store = store
+        self._workflows = workflows
+        self._mailer = mailer
+        self._events = events
+        self._reset_url = reset_url
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def project_for_member(self, principal: Principal, project_id: str) -> Project:
+        project = self._store.get_project(project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} does not exist")
+        ensure_member(principal, project)
+        return project
+
+    def list_grants(
+        self, principal: Principal, project_id: str, limit: int, cursor: str | None
+    ) -> Page[GrantView]:
+        project = self.project_for_member(principal, project_id)
+        page = self._store.grants_of_project(project_id, limit, cursor)
+        views = [_view(project, g) for g in page.items]
+        return Page(items=views, next_cursor=page.next_cursor)
+
+    def get_grant(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
+        project = self.project_for_member(principal, project_id)
+        return _view(project, self._grant_or_404(project_id, contact_id))
+
+    def activity(
+        self, principal: Principal, project_id: str, contact_id: str | None, limit: int,
+        cursor: str | None,
+    ) -> Page[ActivityEntry]:
+        self.project_for_member(principal, project_id)
+        return self._store.activity(project_id, contact_id, limit, cursor)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def add(self, principal: Principal, project_id: str, request: AddGrant) -> GrantView:
+        project = self.project_for_member(principal, project_id)
+        company = acting_company(principal, project)
+        uow = self._store.unit_of_work()
+        actor = principal.as_actor()
+        contact = self._resolve_contact(principal, project, company, request, uow)
+
+        existing = self._store.get_grant(project_id, contact.contact_id)
+        if existing is not None and existing.status is not GrantStatus.ACTIVATION_FAILED:
+            raise Conflict(f"{contact.email} already has a grant on this project "
+                           f"({existing.status.value})")
+        name = lifecycle_name(project_id, contact.contact_id, "activation")
+        if existing is not None:
+            grant = replace(existing, status=GrantStatus.ACTIVATION_PENDING, lifecycle_id=name,
+                            error=None)
+            uow.transition_grant(existing, GrantStatus.ACTIVATION_PENDING,
+                                 expected_lifecycle=existing.lifecycle_id, lifecycle_id=name)
+        else:
+            now = iso(utc_now())
+            grant = Grant(
+                project_id=project_id, contact_id=contact.contact_id,
+                status=GrantStatus.ACTIVATION_PENDING, email=contact.email, name=contact.name,
+                requested_by=principal.sub, requested_at=now, updated_at=now,
+                service_desk_id=project.service_desk_id,
+                organization_id=project.organization_id, via_company_id=company,
+                expires_at=request.expires_at, lifecycle_id=name,
+            )
+            uow.create_grant(grant)
+        uow.append(activity.entry(project_id, ACTIVITY_ACTION[GrantStatus.ACTIVATION_PENDING],
+                                  actor, contact_id=contact.contact_id,
+                                  contact_email=contact.email,
+                                  detail={"execution": name, "retry": existing is not None}))
+        self._commit(uow, "the grant changed while it was being requested; reload and retry")
+        self._start(grant)
+        return _view(project, grant)
+
+    def remove(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
+        grant, project = self._managed_grant(principal, project_id, contact_id)
+        if grant.status is GrantStatus.DELETION_PENDING:
+            return _view(project, grant)  # a repeated DELETE answers the same 202
+        if grant.status is GrantStatus.ACTIVATION_PENDING:
+            raise Conflict("the grant is still being activated; remove it once that finished",
+                           retry_after=PENDING_RETRY_AFTER_SECONDS)
+        return _view(project, self._begin(principal, grant, GrantStatus.DELETION_PENDING))
+
+    def retry(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
+        grant, project = self._managed_grant(principal, project_id, contact_id)
+        target = retry_target(grant.status)
+        if target is None:
+            raise Conflict(f"only a failed grant can be retried (this one is {grant.status.value})")
+        return _view(project, self._begin(principal, grant, target))
+
+    def send_password_reset(
+        self, principal: Principal, project_id: str, contact_id: str
+    ) -> GrantView:
+        grant, project = self._managed_grant(principal, project_id, contact_id)
+        if grant.status is not GrantStatus.ACTIVATED:
+            raise Conflict(f"a password reset needs an activated grant (this one is "
+                           f"{grant.status.value})")
+        self._mailer.send_password_reset(grant.email, grant.name, project.name, self._reset_url)
+        self._store.append_activity(activity.entry(
+            project_id, "grant.password_reset_sent", principal.as_actor(),
+            contact_id=contact_id, contact_email=grant.email))
+        return _view(project, grant)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _resolve_contact(
+        self, principal: Principal, project: Project, company: str, request: AddGrant,
+        uow: UnitOfWork,
+    ) -> Contact:
+        actor = principal.as_actor()
+        if request.contact_id is not None:
+            contact = self._store.get_contact(request.contact_id)
+            if contact is None or contact.company_id != company or not contact.console_user:
+                message = "not a contact of your company with the Console User profile"
+                raise ValidationFailed(message, [FieldError("contact_id", message)])
+            ensure_active(contact, "contact_id")
+            ensure_domain_allowed(project, contact.email, "contact_id")
+            return contact
+
+        if request.email is not None:
+            contact = self._store.find_contact_by_email(request.email)
+            if contact is None:
+                message = "no contact has this email; create it with new_contact"
+                raise ValidationFailed(message, [FieldError("email", message)])
+            ensure_active(contact, "email")
+            ensure_domain_allowed(project, contact.email, "email")
+            if not contact.belongs_to(company):
+                uow.link_external(contact.contact_id, company)
+                uow.append(activity.entry(
+                    project.project_id, "contact.external_linked", actor,
+                    contact_id=contact.contact_id, contact_email=contact.email,
+                    detail={"company_id": company}))
+            return contact
+
+        assert request.new_contact is not None  # the API model guarantees exactly one
+        new = request.new_contact
+        ensure_domain_allowed(project, new.email, "new_contact.email")
+        if self._store.find_contact_by_email(new.email) is not None:
+            raise Conflict(f"a contact with the email {new.email} already exists; "
+                           "add it by email instead")
+        is_company = new.kind == "company"
+        contact = Contact(
+            contact_id=f"c-{ULID()}".lower(), email=new.email, name=new.name,
+            company_id=company if is_company else None, console_user=False,
+            groups=list(new.groups) if is_company else [],
+            external_for=[] if is_company else [company],
+        )
+        uow.create_contact(contact)
+        uow.append(activity.entry(
+            project.project_id, "contact.created", actor, contact_id=contact.contact_id,
+            contact_email=contact.email,
+            detail={"kind": new.kind, "company_id": company, "groups": contact.groups}))
+        return contact
+
+    def _managed_grant(
+        self, principal: Principal, project_id: str, contact_id: str
+    ) -> tuple[Grant, Project]:
+        project = self.project_for_member(principal, project_id)
+        acting_company(principal, project)
+        grant = self._grant_or_404(project_id, contact_id)
+        contact = self._store.get_contact(contact_id)
+        if contact is not None:
+            ensure_manages_contact(principal, project, contact)
+        elif not principal.has_any(Role.PLATFORM_ADMIN):
+            raise NotFound(f"contact {contact_id} does not exist")
+        return grant, project
+
+    def _grant_or_404(self, project_id: str, contact_id: str) -> Grant:
+        grant = self._store.get_grant(project_id, contact_id)
+        if grant is None:
+            raise NotFound(f"contact {contact_id} has no grant on project {project_id}")
+        return grant
+
+    def _begin(self, principal: Principal, grant: Grant, target: GrantStatus) -> Grant:
+        kind = "activation" if target is GrantStatus.ACTIVATION_PENDING else "removal"
+        name = lifecycle_name(grant.project_id, grant.contact_id, kind)
+        uow = self._store.unit_of_work()
+        uow.transition_grant(grant, target, expected_lifecycle=grant.lifecycle_id,
+                             lifecycle_id=name)
+        uow.append(activity.entry(grant.project_id, ACTIVITY_ACTION[target],
+                                  principal.as_actor(), contact_id=grant.contact_id,
+                                  contact_email=grant.email, detail={"execution": name}))
+        self._commit(uow, "the grant changed meanwhile; reload it and try again")
+        started = replace(grant, status=target, lifecycle_id=name, error=None)
+        self._start(started)
+        return started
+
+    def _commit(self, uow: UnitOfWork, conflict_message: str) -> None:
+        try:
+            uow.commit()
+        except StaleState as exc:
+            raise Conflict(conflict_message) from exc
+
+    def _start(self, grant: Grant) -> None:
+        """Start the grant's workflow; on failure, fail the grant visibly instead of leaving it."""
+        pending = grant.status
+        try:
+            if pending is GrantStatus.ACTIVATION_PENDING:
+                self._workflows.start_activation(grant)
+            else:
+                self._workflows.start_removal(grant)
+        except DependencyUnavailable as exc:
+            failed = (GrantStatus.ACTIVATION_FAILED if pending is GrantStatus.ACTIVATION_PENDING
+                      else GrantStatus.DELETION_FAILED)
+            error = GrantError(code="WorkflowStartFailed", message=exc.message)
+            record_failure(self._store, self._events, grant, failed, error)
+            raise DependencyUnavailable(
+                "the workflow could not be started; the grant is marked failed, retry it later"
+            ) from exc

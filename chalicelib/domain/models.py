@@ -1,0 +1,165 @@
+"""The service's entities and value objects, as the rest of the code sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds, the one timestamp format of the API and the activity log."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Role(StrEnum):
+    CONSOLE_USER = "console_user"
+    PROJECT_MANAGER = "project_manager"
+    SUPERVISOR = "supervisor"
+    COMPANY_ADMIN = "company_admin"
+    PLATFORM_ADMIN = "platform_admin"
+    SERVICE = "service"
+
+
+class GrantStatus(StrEnum):
+    ACTIVATION_PENDING = "activation_pending"
+    ACTIVATED = "activated"
+    ACTIVATION_FAILED = "activation_failed"
+    DELETION_PENDING = "deletion_pending"
+    DELETION_FAILED = "deletion_failed"
+    REMOVED = "removed"  # never stored: a removed grant's item is deleted
+
+
+class ContactStatus(StrEnum):
+    ACTIVE = "active"
+    OFFBOARDED = "offboarded"
+
+
+class ActorType(StrEnum):
+    USER = "user"
+    HR = "hr"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling the API, from the verified JWT."""
+
+    sub: str
+    email: str
+    company_id: str | None
+    roles: frozenset[Role]
+
+    def has_any(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def as_actor(self) -> Actor:
+        return Actor(type=ActorType.USER, id=self.sub, email=self.email)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change, as the activity log records it."""
+
+    type: ActorType
+    id: str | None = None
+    email: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type.value, "id": self.id, "email": self.email}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Actor:
+        return cls(type=ActorType(data["type"]), id=data.get("id"), email=data.get("email"))
+
+
+SYSTEM_ACTOR = Actor(type=ActorType.SYSTEM, id="helpdesk-access")
+
+
+@dataclass
+class Contact:
+    contact_id: str
+    email: str
+    name: str
+    company_id: str | None = None
+    console_user: bool = False
+    groups: list[str] = field(default_factory=list)
+    external_for: list[str] = field(default_factory=list)
+    status: ContactStatus = ContactStatus.ACTIVE
+
+    def belongs_to(self, company_id: str | None) -> bool:
+        """A company's own contact, or an external linked to it."""
+        return company_id is not None and (
+            self.company_id == company_id or company_id in self.external_for
+        )
+
+
+@dataclass
+class SupportAccess:
+    enabled: bool = False
+    reason: str | None = None
+    changed_by: str | None = None
+    changed_at: str | None = None
+
+
+@dataclass
+class Project:
+    project_id: str
+    name: str
+    customer_company_id: str
+    service_desk_id: str
+    organization_id: str
+    integrator_company_id: str | None = None
+    created_by: str | None = None
+    allowed_email_domains: list[str] = field(default_factory=list)
+    support_access: SupportAccess = field(default_factory=SupportAccess)
+
+    @property
+    def company_ids(self) -> set[str]:
+        return {c for c in (self.customer_company_id, self.integrator_company_id) if c}
+
+
+@dataclass
+class GrantError:
+    code: str
+    message: str
+
+
+@dataclass
+class Grant:
+    project_id: str
+    contact_id: str
+    status: GrantStatus
+    email: str
+    name: str
+    requested_by: str
+    requested_at: str
+    updated_at: str
+    service_desk_id: str
+    organization_id: str
+    # The company through which the contact got this grant: an external's link to that company
+    # lives as long as some grant made through it does (rule 5).
+    via_company_id: str | None = None
+    jira_account_id: str | None = None
+    account_created: bool = False
+    error: GrantError | None = None
+    expires_at: str | None = None
+    # Name of the Step Functions execution running (or last run) for this grant's lifecycle.
+    lifecycle_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    project_id: str
+    at: str
+    id: str
+    action: str
+    actor: Actor
+    contact_id: str | None = None
+    contact_email: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,90 @@
+"""Projects and their helpdesk link (SPEC §2 `PUT/GET /projects/{id}`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..errors import FieldError, JiraNotFound, NotFound, ValidationFailed
+from . import activity
+from .authorization import ensure_member, ensure_role
+from .models import Principal, Project, Role
+from .ports import HelpdeskDirectory, Store
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """What the console says a project is; the helpdesk link is completed from JSM."""
+
+    name: str
+    customer_company_id: str
+    service_desk_id: str
+    integrator_company_id: str | None = None
+    created_by: str | None = None
+    organization_id: str | None = None
+    allowed_email_domains: list[str] = field(default_factory=list)
+
+
+class ProjectService:
+    def __init__(self, store: Store, jira: HelpdeskDirectory) -> None:
+        self._store = store
+        self._jira = jira
+
+    def get(self, principal: Principal, project_id: str) -> Project:
+        project = self._store.get_project(project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} does not exist")
+        ensure_member(principal, project)
+        return project
+
+    def put(self, principal: Principal, project_id: str, spec: ProjectSpec) -> tuple[Project, bool]:
+        """Create or update; returns the project and whether it was created.
+
+        A repeated PUT converges: the organization created for a project the first time is
+        kept, and `helpdesk.linked` is only recorded when the link actually changes.
+        """
+        ensure_role(principal, Role.SERVICE, Role.PLATFORM_ADMIN)
+        existing = self._store.get_project(project_id)
+        self._require_service_desk(spec.service_desk_id)
+        organization_id = spec.organization_id or (existing.organization_id if existing else None)
+        if organization_id is None:
+            organization_id = str(self._jira.create_organization(spec.name).id)
+        elif spec.organization_id is not None:
+            self._require_organization(spec.organization_id)
+        self._jira.attach_organization(spec.service_desk_id, organization_id)
+
+        project = Project(
+            project_id=project_id, name=spec.name,
+            customer_company_id=spec.customer_company_id,
+            integrator_company_id=spec.integrator_company_id, created_by=spec.created_by,
+            service_desk_id=spec.service_desk_id, organization_id=organization_id,
+            allowed_email_domains=sorted(set(spec.allowed_email_domains)),
+        )
+        if existing is not None:
+            project = replace(project, support_access=existing.support_access)
+        linked = existing is None or (existing.service_desk_id, existing.organization_id) != (
+            project.service_desk_id, project.organization_id)
+        uow = self._store.unit_of_work()
+        uow.put_project(project)
+        if linked:
+            uow.append(activity.entry(
+                project_id, "helpdesk.linked", principal.as_actor(),
+                detail={"service_desk_id": project.service_desk_id,
+                        "organization_id": project.organization_id,
+                        "organization_created": spec.organization_id is None and (
+                            existing is None or existing.organization_id != organization_id)}))
+        uow.commit()
+        return project, existing is None
+
+    def _require_service_desk(self, service_desk_id: str) -> None:
+        try:
+            self._jira.get_service_desk(service_desk_id)
+        except JiraNotFound as exc:
+            message = f"service desk {service_desk_id} does not exist in Jira Service Management"
+            raise ValidationFailed(message, [FieldError("service_desk_id", message)]) from exc
+
+    def _require_organization(self, organization_id: str) -> None:
+        try:
+            self._jira.get_organization(organization_id)
+        except JiraNotFound as exc:
+            message = f"organization {organization_id} does not exist in Jira Service Management"
+            raise ValidationFailed(message, [FieldError("organization_id", message)]) from exc

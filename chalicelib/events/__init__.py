@@ -1,0 +1,5 @@
+"""Domain events to EventBridge."""
+
+from .publisher import EventBridgePublisher
+
+__all__ = ["EventBridgePublisher"]

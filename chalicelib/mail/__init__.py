@@ -1,0 +1,5 @@
+"""Emails sent through SES."""
+
+from .sender import SesMailer
+
+__all__ = ["SesMailer"]

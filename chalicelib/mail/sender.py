@@ -1,0 +1,47 @@
+"""`SesMailer`: sends the service's emails through SES from the configured sender."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..aws import client
+from ..config import get_settings
+from ..domain.models import Project
+from ..errors import DependencyUnavailable
+from ..idempotency import run_once
+from ..observability import logger, mask_email
+from . import templates
+from .templates import Email
+
+
+class SesMailer:
+    def send_activation(
+        self, to: str, name: str, project_name: str, portal_url: str, dedup_key: str
+    ) -> None:
+        """Sent once per `dedup_key` (the lifecycle id), however often the step is retried."""
+        email = templates.activation(name, project_name, portal_url)
+        run_once("activation-email", dedup_key, lambda: self._send(to, email, "activation"))
+
+    def send_password_reset(self, to: str, name: str, project_name: str, reset_url: str) -> None:
+        self._send(to, templates.password_reset(name, project_name, reset_url), "password_reset")
+
+    def send_support_access_changed(self, to: str, project: Project, actor_email: str) -> None:
+        access = project.support_access
+        email = templates.support_access_changed(
+            project.name, project.project_id, access.enabled, access.reason, actor_email)
+        self._send(to, email, "support_access")
+
+    def _send(self, to: str, email: Email, kind: str) -> None:
+        try:
+            client("ses").send_email(
+                Source=get_settings().mail_sender,
+                Destination={"ToAddresses": [to]},
+                Message={
+                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": email.text, "Charset": "UTF-8"},
+                             "Html": {"Data": email.html, "Charset": "UTF-8"}},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"the {kind} email could not be sent") from exc
+        logger.info("email sent", extra={"kind": kind, "to": mask_email(to)})

@@ -1,0 +1,46 @@
+"""The service's one logger, tracer and metrics, plus the few helpers that shape what they record.
+
+Logs are Powertools JSON with a correlation id (API request id → execution name → Jira call);
+emails are masked before they reach a log line; secrets are never passed to the logger.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = "helpdesk-access"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE, disabled=os.environ.get("HELPDESK_STAGE", "local") == "local")
+metrics = Metrics(namespace=os.environ.get("HELPDESK_METRICS_NAMESPACE", "HelpdeskAccess-local"))
+
+
+def mask_email(email: str | None) -> str | None:
+    """`jane.doe@acme.example` → `j***@acme.example`: enough to correlate, not enough to leak."""
+    if not email or "@" not in email:
+        return email
+    local, domain = email.split("@", 1)
+    return f"{local[:1]}***@{domain}"
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    """Add a plain metric to the current invocation's batch."""
+    metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def record_jira_call(method: str, path: str, status: int | None, outcome: str, ms: float) -> None:
+    """Log one JSM call and count it by outcome (`ok`, `throttled`, `unavailable`, ...)."""
+    logger.info(
+        "jira call", extra={"jira": {"method": method, "path": path, "status": status,
+                                      "outcome": outcome, "ms": round(ms, 1)}}
+    )
+    with single_metric(
+        name="JiraCalls", unit=MetricUnit.Count, value=1, namespace=metrics.namespace,
+        default_dimensions={"outcome": outcome},
+    ):
+        pass
+    if outcome == "throttled":
+        count("JiraThrottled")

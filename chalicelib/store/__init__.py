@@ -1,0 +1,1 @@
+"""DynamoDB persistence through PynamoDB: table models and the `DynamoStore` repository."""

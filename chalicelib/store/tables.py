@@ -1,0 +1,138 @@
+"""PynamoDB models of the five tables; `infra/` derives their CloudFormation from these too."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from ..config import get_settings
+
+_settings = get_settings()
+
+
+class _Meta:
+    region = _settings.region
+    billing_mode = "PAY_PER_REQUEST"
+
+
+class ProjectItem(Model):
+    class Meta(_Meta):
+        table_name = _settings.projects_table
+
+    project_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    customer_company_id = UnicodeAttribute()
+    integrator_company_id = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+    service_desk_id = UnicodeAttribute()
+    organization_id = UnicodeAttribute()
+    allowed_email_domains = ListAttribute(of=UnicodeAttribute, default=list)
+    support_access = MapAttribute(null=True)  # type: ignore[var-annotated]
+
+
+class ContactCompanyIndex(GlobalSecondaryIndex["ContactItem"]):
+    class Meta:
+        index_name = "company-index"
+        projection = AllProjection()
+
+    company_id = UnicodeAttribute(hash_key=True)
+
+
+class ContactItem(Model):
+    """A contact, or (with `claimed_by`) the claim that makes an email address unique."""
+
+    class Meta(_Meta):
+        table_name = _settings.contacts_table
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    company_id = UnicodeAttribute(null=True)
+    console_user = BooleanAttribute(default=False)
+    groups = ListAttribute(of=UnicodeAttribute, default=list)
+    external_for = ListAttribute(of=UnicodeAttribute, default=list)
+    status = UnicodeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)
+
+    company_index = ContactCompanyIndex()
+
+
+class GrantContactIndex(GlobalSecondaryIndex["GrantItem"]):
+    class Meta:
+        index_name = "contact-index"
+        projection = AllProjection()
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute(range_key=True)
+
+
+class GrantItem(Model):
+    class Meta(_Meta):
+        table_name = _settings.grants_table
+
+    project_id = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    email = UnicodeAttribute()
+    name = UnicodeAttribute()
+    requested_by = UnicodeAttribute()
+    requested_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    service_desk_id = UnicodeAttribute()
+    organization_id = UnicodeAttribute()
+    via_company_id = UnicodeAttribute(null=True)
+    jira_account_id = UnicodeAttribute(null=True)
+    account_created = BooleanAttribute(default=False)
+    error = MapAttribute(null=True)  # type: ignore[var-annotated]
+    expires_at = UnicodeAttribute(null=True)
+    lifecycle_id = UnicodeAttribute(null=True)
+
+    contact_index = GrantContactIndex()
+
+
+class ActivityContactIndex(GlobalSecondaryIndex["ActivityItem"]):
+    class Meta:
+        index_name = "contact-activity-index"
+        projection = AllProjection()
+
+    project_contact = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ActivityItem(Model):
+    """Append-only: the code only ever puts (attribute_not_exists) and queries this table."""
+
+    class Meta(_Meta):
+        table_name = _settings.activity_table
+
+    project_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # ULID: sorts by time
+    at = UnicodeAttribute()
+    action = UnicodeAttribute()
+    actor = MapAttribute()  # type: ignore[var-annotated]
+    contact_id = UnicodeAttribute(null=True)
+    contact_email = UnicodeAttribute(null=True)
+    project_contact = UnicodeAttribute(null=True)
+    detail = MapAttribute(default=dict)  # type: ignore[var-annotated]
+
+    contact_index = ActivityContactIndex()
+
+
+class IdempotencyItem(Model):
+    """The Powertools idempotency table (its default schema: `id` key, `expiration` TTL)."""
+
+    class Meta(_Meta):
+        table_name = _settings.idempotency_table
+
+    id = UnicodeAttribute(hash_key=True)
+
+
+ALL_TABLES: tuple[type[Model], ...] = (ProjectItem, ContactItem, GrantItem, ActivityItem,
+                                       IdempotencyItem)
+TTL_ATTRIBUTES: dict[type[Model], str] = {IdempotencyItem: "expiration"}

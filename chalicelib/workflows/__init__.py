@@ -1,0 +1,1 @@
+"""Step Functions: starting lifecycles (`starter`) and the Lambda tasks they run (`tasks`)."""

@@ -1,0 +1,97 @@
+"""The Lambda tasks of the grant workflows: state input → one `GrantSteps` call → task result.
+
+Errors keep their class names (the ASL matches them). A `JiraRateLimited` is re-raised with a
+JSON message `{"step", "wait_seconds", "detail"}` so the state machine can wait exactly as long as
+Jira asked (or, without `Retry-After`, an exponential backoff with full jitter) and then resume
+the step that was throttled.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from ..config import get_settings
+from ..domain.grant_steps import GrantJob, GrantSteps
+from ..domain.models import GrantError
+from ..errors import JiraRateLimited
+from ..events import EventBridgePublisher
+from ..jira import jsm_client
+from ..mail import SesMailer
+from ..observability import logger
+from ..store.repository import DynamoStore
+
+BACKOFF_BASE_SECONDS = 2
+BACKOFF_CAP_SECONDS = 120
+
+Task = Callable[[GrantSteps, GrantJob, dict[str, Any]], dict[str, Any] | None]
+
+
+@lru_cache(maxsize=1)
+def grant_steps() -> GrantSteps:
+    settings = get_settings()
+    return GrantSteps(DynamoStore(), jsm_client(), SesMailer(), EventBridgePublisher(),
+                      portal_url=settings.portal_url)
+
+
+def throttle_wait_seconds(retry_after: int | None, attempt: int) -> int:
+    """Jira's `Retry-After` when given, else exponential backoff with full jitter (whole seconds)."""
+    if retry_after is not None:
+        return max(0, retry_after)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt))
+    return random.randint(1, ceiling)
+
+
+def failure_of(event: dict[str, Any]) -> GrantError:
+    """The `{code, message}` of the error a Catch put at `$.failure` (`Error` + JSON `Cause`)."""
+    failure = event.get("failure") or {}
+    code = str(failure.get("Error") or "Unknown")
+    message = str(failure.get("Cause") or "")
+    try:
+        cause = json.loads(message)
+        message = str(cause.get("errorMessage", message))
+        message = str(json.loads(message).get("detail", message))
+    except (ValueError, AttributeError):
+        pass
+    return GrantError(code=code, message=message[:500])
+
+
+STEPS: dict[str, Task] = {
+    "ensure_customer": lambda s, job, _: s.ensure_customer(job),
+    "add_to_service_desk": lambda s, job, _: s.add_to_service_desk(job),
+    "add_to_organization": lambda s, job, _: s.add_to_organization(job),
+    "complete_activation": lambda s, job, _: s.complete_activation(job),
+    "leave_organization": lambda s, job, _: s.leave_organization(job),
+    "leave_service_desk": lambda s, job, _: s.leave_service_desk(job),
+    "complete_removal": lambda s, job, _: s.complete_removal(job),
+    "record_failure": lambda s, job, event: s.fail(job, failure_of(event)),
+}
+
+# The ASL state that runs each Jira step, so a throttled step can be resumed by name.
+STATE_OF_STEP = {
+    "ensure_customer": "EnsureCustomer",
+    "add_to_service_desk": "AddToServiceDesk",
+    "add_to_organization": "AddToOrganization",
+    "leave_organization": "LeaveOrganization",
+    "leave_service_desk": "LeaveServiceDesk",
+}
+
+
+def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Run one workflow step for the state input `event`."""
+    job = GrantJob.from_event(event)
+    logger.append_keys(execution=job.lifecycle_id, step=step)
+    try:
+        result = STEPS[step](grant_steps(), job, event)
+    except JiraRateLimited as exc:
+        attempt = int((event.get("throttle") or {}).get("count", 0))
+        wait = throttle_wait_seconds(exc.retry_after, attempt)
+        logger.warning("jira throttled", extra={"wait_seconds": wait, "attempt": attempt})
+        payload = {"step": STATE_OF_STEP[step], "wait_seconds": wait, "detail": exc.message}
+        raise JiraRateLimited(json.dumps(payload), exc.status, retry_after=wait) from exc
+    finally:
+        logger.remove_keys(["execution", "step"])
+    return result or {}

@@ -1,0 +1,1 @@
+"""Deployment as code: the CloudFormation resources beside the Chalice app (see docs)."""
