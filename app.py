@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice.app import Chalice, Rate
 
 from chalicelib.api import register_api
-from chalicelib.workflows.tasks import run_step
+from chalicelib.workflows.tasks import run_step, sweep
 
 app = Chalice(app_name="helpdesk-access")
 register_api(app)
@@ -62,3 +62,11 @@ def complete_removal(event: Event, context: Any) -> Event:
 @app.lambda_function(name="record_failure")
 def record_failure(event: Event, context: Any) -> Event:
     return run_step("record_failure", event)
+
+
+# --- housekeeping -----------------------------------------------------------------------------
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_stalled_grants")
+def sweep_stalled_grants(event: Any) -> Event:
+    return sweep()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -27,22 +27,30 @@ Guarded = Callable[..., Any]
 @lru_cache(maxsize=1)
 def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
-        table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
-
-
-@lru_cache(maxsize=None)
-def _guard(name: str, payload_path: str | None, ttl_seconds: int) -> Guarded:
-    config = IdempotencyConfig(
-        event_key_jmespath="key", payload_validation_jmespath=payload_path,
-        expires_after_seconds=ttl_seconds, raise_on_no_idempotency_key=True,
+        table_name=get_settings().idempotency_table, boto3_client=client("dynamodb")
     )
 
-    @idempotent_function(data_keyword_argument="data", persistence_store=_persistence(),
-                         config=config, key_prefix=name)
+
+@cache
+def _guard(name: str, payload_path: str | None, ttl_seconds: int) -> Guarded:
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath=payload_path or "",
+        expires_after_seconds=ttl_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+
+    @idempotent_function(  # type: ignore[untyped-decorator]
+        data_keyword_argument="data",
+        persistence_store=_persistence(),
+        config=config,
+        key_prefix=name,
+    )
     def guarded(data: dict[str, Any], compute: Callable[[], Any]) -> Any:
         return compute()
 
-    return guarded
+    guarded_function: Guarded = guarded
+    return guarded_function
 
 
 def run_once(
@@ -65,5 +73,6 @@ def run_once(
         message = "this Idempotency-Key was already used with another request body"
         raise ValidationFailed(message, [FieldError("Idempotency-Key", message)]) from exc
     except IdempotencyAlreadyInProgressError as exc:
-        raise Conflict("a request with this Idempotency-Key is still in progress",
-                       retry_after=1) from exc
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress", retry_after=1
+        ) from exc

@@ -34,11 +34,22 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 def record_jira_call(method: str, path: str, status: int | None, outcome: str, ms: float) -> None:
     """Log one JSM call and count it by outcome (`ok`, `throttled`, `unavailable`, ...)."""
     logger.info(
-        "jira call", extra={"jira": {"method": method, "path": path, "status": status,
-                                      "outcome": outcome, "ms": round(ms, 1)}}
+        "jira call",
+        extra={
+            "jira": {
+                "method": method,
+                "path": path,
+                "status": status,
+                "outcome": outcome,
+                "ms": round(ms, 1),
+            }
+        },
     )
     with single_metric(
-        name="JiraCalls", unit=MetricUnit.Count, value=1, namespace=metrics.namespace,
+        name="JiraCalls",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
         default_dimensions={"outcome": outcome},
     ):
         pass

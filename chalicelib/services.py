@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .config import get_settings
+from .config import get_settings, jira_token
 from .domain.contacts import ContactService
 from .domain.grants import GrantService
+from .domain.helpdesk import HelpdeskService
 from .domain.projects import ProjectService
+from .domain.support_access import SupportAccessService
 from .events import EventBridgePublisher
-from .jira import jsm_client
+from .jira import JsmClient, jsm_client
 from .mail import SesMailer
 from .store.repository import DynamoStore
 from .workflows.starter import StepFunctionsStarter
@@ -22,8 +24,13 @@ def store() -> DynamoStore:
 
 @lru_cache(maxsize=1)
 def grants() -> GrantService:
-    return GrantService(store(), StepFunctionsStarter(), SesMailer(), EventBridgePublisher(),
-                        reset_url=get_settings().password_reset_url)
+    return GrantService(
+        store(),
+        StepFunctionsStarter(),
+        SesMailer(),
+        EventBridgePublisher(),
+        reset_url=get_settings().password_reset_url,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -34,3 +41,28 @@ def projects() -> ProjectService:
 @lru_cache(maxsize=1)
 def contacts() -> ContactService:
     return ContactService(store())
+
+
+@lru_cache(maxsize=1)
+def support_access() -> SupportAccessService:
+    return SupportAccessService(
+        store(), SesMailer(), EventBridgePublisher(), get_settings().support_team_email
+    )
+
+
+@lru_cache(maxsize=1)
+def helpdesk() -> HelpdeskService:
+    settings = get_settings()
+    # A client of its own with a short timeout: the tab must render even when JSM is slow.
+    reader = JsmClient(
+        settings.jira_base_url,
+        settings.jira_email,
+        jira_token(),
+        timeout=settings.helpdesk_timeout_seconds,
+    )
+    return HelpdeskService(
+        reader,
+        settings.portal_base_url,
+        settings.helpdesk_cache_seconds,
+        settings.helpdesk_timeout_seconds,
+    )

@@ -22,15 +22,26 @@ STATE_MACHINES_DIR = ROOT / "statemachines"
 # Logical ids (and ${...} placeholders) of the Lambda tasks each state machine calls; Chalice
 # names the logical id of `@app.lambda_function(name="ensure_customer")` "EnsureCustomer".
 TASK_FUNCTIONS = {
-    "grant-activation": ["EnsureCustomer", "AddToServiceDesk", "AddToOrganization",
-                         "CompleteActivation", "RecordFailure"],
-    "grant-removal": ["LeaveOrganization", "LeaveServiceDesk", "CompleteRemoval",
-                      "RecordFailure"],
+    "grant-activation": [
+        "EnsureCustomer",
+        "AddToServiceDesk",
+        "AddToOrganization",
+        "CompleteActivation",
+        "RecordFailure",
+    ],
+    "grant-removal": ["LeaveOrganization", "LeaveServiceDesk", "CompleteRemoval", "RecordFailure"],
 }
-STATE_MACHINE_IDS = {"grant-activation": "GrantActivationStateMachine",
-                     "grant-removal": "GrantRemovalStateMachine"}
-TABLE_IDS = {"projects": "ProjectsTable", "contacts": "ContactsTable", "grants": "GrantsTable",
-             "activity": "ActivityTable", "idempotency": "IdempotencyTable"}
+STATE_MACHINE_IDS = {
+    "grant-activation": "GrantActivationStateMachine",
+    "grant-removal": "GrantRemovalStateMachine",
+}
+TABLE_IDS = {
+    "projects": "ProjectsTable",
+    "contacts": "ContactsTable",
+    "grants": "GrantsTable",
+    "activity": "ActivityTable",
+    "idempotency": "IdempotencyTable",
+}
 
 
 def logical_id(snake: str) -> str:
@@ -48,15 +59,19 @@ def table_properties(model: type[Model]) -> dict[str, Any]:
     schema = model._get_schema()  # the same schema PynamoDB's own create_table sends
     props: dict[str, Any] = {
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": sorted(schema["attribute_definitions"],
-                                       key=lambda a: a["AttributeName"]),
+        "AttributeDefinitions": sorted(
+            schema["attribute_definitions"], key=lambda a: a["AttributeName"]
+        ),
         "KeySchema": _hash_first(schema["key_schema"]),
     }
     indexes = schema.get("global_secondary_indexes") or []
     if indexes:
         props["GlobalSecondaryIndexes"] = [
-            {"IndexName": i["index_name"], "KeySchema": _hash_first(i["key_schema"]),
-             "Projection": i["projection"]}
+            {
+                "IndexName": i["index_name"],
+                "KeySchema": _hash_first(i["key_schema"]),
+                "Projection": i["projection"],
+            }
             for i in indexes
         ]
     ttl = TTL_ATTRIBUTES.get(model)
@@ -65,7 +80,7 @@ def table_properties(model: type[Model]) -> dict[str, Any]:
     return props
 
 
-def _hash_first(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+def _hash_first(keys: list[Any]) -> list[Any]:
     return sorted(keys, key=lambda k: k["KeyType"] != "HASH")
 
 
@@ -75,8 +90,7 @@ def tables() -> dict[str, dict[str, Any]]:
 
 
 def state_machine_definition(name: str) -> dict[str, Any]:
-    definition: dict[str, Any] = json.loads(
-        (STATE_MACHINES_DIR / f"{name}.asl.json").read_text())
+    definition: dict[str, Any] = json.loads((STATE_MACHINES_DIR / f"{name}.asl.json").read_text())
     return definition
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 from chalice.app import Request
 
-from . import contacts, grants, health, projects
+from . import contacts, grants, health, helpdesk, projects
 from .problems import as_problem
 
 
 def register_api(app: Chalice) -> None:
-    for blueprint in (health.bp, projects.bp, contacts.bp, grants.bp):
+    for blueprint in (health.bp, projects.bp, contacts.bp, grants.bp, helpdesk.bp):
         app.register_blueprint(blueprint)
 
     @app.middleware("http")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 from pydantic import TypeAdapter, ValidationError
 
 from .. import services
@@ -16,9 +16,16 @@ bp = Blueprint(__name__)
 EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 
-@operation(bp, "PUT", "/contacts/{contact_id}", summary="Create or update a contact (directory "
-           "sync)", who="service", request=PutContactRequest, response=ContactResponse,
-           errors=(400, 401, 403, 409, 422))
+@operation(
+    bp,
+    "PUT",
+    "/contacts/{contact_id}",
+    summary="Create or update a contact (directory sync)",
+    who="service",
+    request=PutContactRequest,
+    response=ContactResponse,
+    errors=(400, 401, 403, 409, 422),
+)
 def put_contact(call: Call, contact_id: str) -> Result:
     body: PutContactRequest = call.body
     spec = ContactSpec(**body.model_dump())
@@ -26,9 +33,16 @@ def put_contact(call: Call, contact_id: str) -> Result:
     return Result(presenters.contact(contact), status=201 if created else 200)
 
 
-@operation(bp, "GET", "/contacts", summary="Does a contact with this email exist in the portal?",
-           who="project_manager, supervisor", response=ContactLookupResponse, query=("email",),
-           errors=(401, 403, 422))
+@operation(
+    bp,
+    "GET",
+    "/contacts",
+    summary="Does a contact with this email exist in the portal?",
+    who="project_manager, supervisor",
+    response=ContactLookupResponse,
+    query=("email",),
+    errors=(401, 403, 422),
+)
 def lookup_contact(call: Call) -> Result:
     try:
         email = EMAIL.validate_python(call.query.get("email", ""))
@@ -36,5 +50,8 @@ def lookup_contact(call: Call) -> Result:
         message = "email must be an email address"
         raise ValidationFailed(message, [FieldError("email", message)]) from exc
     contact = services.contacts().lookup(call.user, email)
-    return Result(ContactLookupResponse(
-        exists=contact is not None, contact=presenters.contact(contact) if contact else None))
+    return Result(
+        ContactLookupResponse(
+            exists=contact is not None, contact=presenters.contact(contact) if contact else None
+        )
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from .. import services
 from ..domain.grants import AddGrant, GrantView, NewContact
@@ -24,24 +24,44 @@ def _accepted(view: GrantView) -> Result:
     return Result(presenters.grant(view), status=202, headers={"Location": location})
 
 
-@operation(bp, "GET", "/projects/{project_id}/grants", summary="Grants of the project",
-           who="members", response=GrantList, query=("limit", "cursor"),
-           errors=(400, 401, 403, 404, 422))
+@operation(
+    bp,
+    "GET",
+    "/projects/{project_id}/grants",
+    summary="Grants of the project",
+    who="members",
+    response=GrantList,
+    query=("limit", "cursor"),
+    errors=(400, 401, 403, 404, 422),
+)
 def list_grants(call: Call, project_id: str) -> Result:
     page = services.grants().list_grants(call.user, project_id, call.limit(), call.cursor())
-    return Result(GrantList(items=[presenters.grant(v) for v in page.items],
-                            next_cursor=page.next_cursor))
+    return Result(
+        GrantList(items=[presenters.grant(v) for v in page.items], next_cursor=page.next_cursor)
+    )
 
 
-@operation(bp, "POST", "/projects/{project_id}/grants", summary="Give a contact helpdesk access",
-           who="project_manager, supervisor", request=AddGrantRequest, response=GrantResponse,
-           status=202, errors=(400, 401, 403, 404, 409, 422, 503), headers=("Idempotency-Key",))
+@operation(
+    bp,
+    "POST",
+    "/projects/{project_id}/grants",
+    summary="Give a contact helpdesk access",
+    who="project_manager, supervisor",
+    request=AddGrantRequest,
+    response=GrantResponse,
+    status=202,
+    errors=(400, 401, 403, 404, 409, 422, 503),
+    headers=("Idempotency-Key",),
+)
 def add_grant(call: Call, project_id: str) -> Result:
     body: AddGrantRequest = call.body
     new = body.new_contact
     request = AddGrant(
-        contact_id=body.contact_id, email=body.email, expires_at=body.expires_at,
-        new_contact=NewContact(new.email, new.name, new.kind, list(new.groups)) if new else None)
+        contact_id=body.contact_id,
+        email=body.email,
+        expires_at=body.expires_at,
+        new_contact=NewContact(new.email, new.name, new.kind, list(new.groups)) if new else None,
+    )
 
     def add() -> dict[str, Any]:
         view = services.grants().add(call.user, project_id, request)
@@ -58,39 +78,78 @@ def add_grant(call: Call, project_id: str) -> Result:
     return Result(response, status=202, headers={"Location": location})
 
 
-@operation(bp, "GET", GRANT, summary="One grant", who="members", response=GrantResponse,
-           errors=(400, 401, 403, 404))
+@operation(
+    bp,
+    "GET",
+    GRANT,
+    summary="One grant",
+    who="members",
+    response=GrantResponse,
+    errors=(400, 401, 403, 404),
+)
 def get_grant(call: Call, project_id: str, contact_id: str) -> Result:
     view: GrantView = services.grants().get_grant(call.user, project_id, contact_id)
     return Result(presenters.grant(view))
 
 
-@operation(bp, "DELETE", GRANT, summary="Remove a contact's helpdesk access",
-           who="project_manager, supervisor", response=GrantResponse, status=202,
-           errors=(400, 401, 403, 404, 409, 503))
+@operation(
+    bp,
+    "DELETE",
+    GRANT,
+    summary="Remove a contact's helpdesk access",
+    who="project_manager, supervisor",
+    response=GrantResponse,
+    status=202,
+    errors=(400, 401, 403, 404, 409, 503),
+)
 def remove_grant(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().remove(call.user, project_id, contact_id))
 
 
-@operation(bp, "POST", f"{GRANT}/password-reset", summary="Email the helpdesk password reset link",
-           who="project_manager, supervisor", response=GrantResponse, status=202,
-           errors=(400, 401, 403, 404, 409, 503))
+@operation(
+    bp,
+    "POST",
+    f"{GRANT}/password-reset",
+    summary="Email the helpdesk password reset link",
+    who="project_manager, supervisor",
+    response=GrantResponse,
+    status=202,
+    errors=(400, 401, 403, 404, 409, 503),
+)
 def password_reset(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().send_password_reset(call.user, project_id, contact_id))
 
 
-@operation(bp, "POST", f"{GRANT}/retry", summary="Retry a failed grant",
-           who="project_manager, supervisor", response=GrantResponse, status=202,
-           errors=(400, 401, 403, 404, 409, 503))
+@operation(
+    bp,
+    "POST",
+    f"{GRANT}/retry",
+    summary="Retry a failed grant",
+    who="project_manager, supervisor",
+    response=GrantResponse,
+    status=202,
+    errors=(400, 401, 403, 404, 409, 503),
+)
 def retry_grant(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().retry(call.user, project_id, contact_id))
 
 
-@operation(bp, "GET", "/projects/{project_id}/activity", summary="Activity log, newest first",
-           who="members", response=ActivityList, query=("limit", "cursor", "contact_id"),
-           errors=(400, 401, 403, 404, 422))
+@operation(
+    bp,
+    "GET",
+    "/projects/{project_id}/activity",
+    summary="Activity log, newest first",
+    who="members",
+    response=ActivityList,
+    query=("limit", "cursor", "contact_id"),
+    errors=(400, 401, 403, 404, 422),
+)
 def list_activity(call: Call, project_id: str) -> Result:
-    page = services.grants().activity(call.user, project_id, call.query.get("contact_id"),
-                                      call.limit(), call.cursor())
-    return Result(ActivityList(items=[presenters.activity(e) for e in page.items],
-                               next_cursor=page.next_cursor))
+    page = services.grants().activity(
+        call.user, project_id, call.query.get("contact_id"), call.limit(), call.cursor()
+    )
+    return Result(
+        ActivityList(
+            items=[presenters.activity(e) for e in page.items], next_cursor=page.next_cursor
+        )
+    )

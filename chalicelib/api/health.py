@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from .models import HealthResponse
 from .openapi import document
@@ -13,19 +14,18 @@ from .routing import Call, Result, operation
 bp = Blueprint(__name__)
 
 
-@operation(bp, "GET", "/health", summary="Liveness", who="anyone", response=HealthResponse,
-           public=True)
+@operation(
+    bp, "GET", "/health", summary="Liveness", who="anyone", response=HealthResponse, public=True
+)
 def health(call: Call) -> Result:
     return Result(HealthResponse(status="ok"))
 
 
-_document: dict[str, Any] | None = None
+@lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    return document()
 
 
 @bp.route("/openapi.json", methods=["GET"])
 def openapi() -> Response:
-    global _document
-    if _document is None:
-        _document = document()
-    return Response(body=_document, status_code=200,
-                    headers={"Content-Type": "application/json"})
+    return Response(body=_document(), status_code=200, headers={"Content-Type": "application/json"})

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
@@ -13,11 +20,13 @@ EMAIL_PATTERN = r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 DOMAIN_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254),
-                  AfterValidator(str.lower)]
+Email = Annotated[
+    str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254), AfterValidator(str.lower)
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Domain = Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253),
-                   AfterValidator(str.lower)]
+Domain = Annotated[
+    str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253), AfterValidator(str.lower)
+]
 Group = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
@@ -138,8 +147,13 @@ class GrantResponse(ResponseModel):
     contact_id: str
     email: str
     name: str
-    status: Literal["activation_pending", "activated", "activation_failed", "deletion_pending",
-                    "deletion_failed"]
+    status: Literal[
+        "activation_pending",
+        "activated",
+        "activation_failed",
+        "deletion_pending",
+        "deletion_failed",
+    ]
     jira_account_id: str | None
     account_created: bool
     requested_by: str
@@ -196,3 +210,25 @@ class Problem(ResponseModel):
     status: int
     detail: str
     errors: list[ProblemField] | None = None
+
+
+class NamedRef(ResponseModel):
+    id: str
+    name: str
+
+
+class HelpdeskRequest(ResponseModel):
+    key: str
+    summary: str
+    status: str
+    created: str
+    reporter: str
+
+
+class HelpdeskResponse(ResponseModel):
+    organization: NamedRef
+    service_desk: NamedRef
+    requests_url: str
+    new_request_url: str
+    latest_requests: list[HelpdeskRequest] | None
+    requests_error: str | None

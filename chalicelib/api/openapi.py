@@ -20,12 +20,15 @@ REF = "#/components/schemas/{model}"
 def _schemas() -> dict[str, Any]:
     requests = {op.request for op in OPERATIONS if op.request is not None}
     responses = {op.response for op in OPERATIONS if op.response is not None} | {Problem}
-    by_name = lambda models: sorted(models, key=lambda m: m.__name__)  # noqa: E731
-    modes: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in by_name(requests)]
-    modes += [(m, "serialization") for m in by_name(responses - requests)]
+    modes: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in _by_name(requests)]
+    modes += [(m, "serialization") for m in _by_name(responses - requests)]
     _, schema = models_json_schema(modes, ref_template=REF)
     defs: dict[str, Any] = schema.get("$defs", {})
     return defs
+
+
+def _by_name(models: set[type[BaseModel]]) -> list[type[BaseModel]]:
+    return sorted(models, key=lambda m: m.__name__)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -34,18 +37,28 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+        }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
     for name in op.query:
         schema: dict[str, Any] = {"type": "string"}
         if name == "limit":
             schema = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
-        params.append({"name": name, "in": "query", "required": name == "email",
-                       "schema": schema})
-    params += [{"name": h, "in": "header", "required": False,
-                "schema": {"type": "string", "maxLength": 200}} for h in op.headers]
+        params.append({"name": name, "in": "query", "required": name == "email", "schema": schema})
+    params += [
+        {
+            "name": h,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 200},
+        }
+        for h in op.headers
+    ]
     return params
 
 
@@ -67,8 +80,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": responses,
     }
     if op.request is not None:
-        body["requestBody"] = {"required": True,
-                               "content": {"application/json": {"schema": _ref(op.request)}}}
+        body["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.request)}},
+        }
     if not op.public:
         body["security"] = [{"bearer": []}]
     return body
@@ -80,12 +95,16 @@ def document() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION,
-                 "description": "Who may open requests on a project's helpdesk (JSM)."},
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "Who may open requests on a project's helpdesk (JSM).",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": _schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }

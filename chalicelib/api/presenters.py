@@ -20,9 +20,13 @@ from .models import (
 
 def project(p: Project) -> ProjectResponse:
     return ProjectResponse(
-        project_id=p.project_id, name=p.name, customer_company_id=p.customer_company_id,
-        integrator_company_id=p.integrator_company_id, created_by=p.created_by,
-        service_desk_id=p.service_desk_id, organization_id=p.organization_id,
+        project_id=p.project_id,
+        name=p.name,
+        customer_company_id=p.customer_company_id,
+        integrator_company_id=p.integrator_company_id,
+        created_by=p.created_by,
+        service_desk_id=p.service_desk_id,
+        organization_id=p.organization_id,
         allowed_email_domains=p.allowed_email_domains,
         support_access=SupportAccessResponse(**asdict(p.support_access)),
     )
@@ -30,8 +34,13 @@ def project(p: Project) -> ProjectResponse:
 
 def contact(c: Contact) -> ContactResponse:
     return ContactResponse(
-        contact_id=c.contact_id, email=c.email, name=c.name, company_id=c.company_id,
-        console_user=c.console_user, groups=c.groups, external_for=c.external_for,
+        contact_id=c.contact_id,
+        email=c.email,
+        name=c.name,
+        company_id=c.company_id,
+        console_user=c.console_user,
+        groups=c.groups,
+        external_for=c.external_for,
         status=c.status.value,
     )
 
@@ -39,18 +48,28 @@ def contact(c: Contact) -> ContactResponse:
 def grant(view: GrantView) -> GrantResponse:
     g = view.grant
     return GrantResponse(
-        project_id=g.project_id, contact_id=g.contact_id, email=g.email, name=g.name,
+        project_id=g.project_id,
+        contact_id=g.contact_id,
+        email=g.email,
+        name=g.name,
         status=g.status.value,  # type: ignore[arg-type]  # REMOVED is never stored
-        jira_account_id=g.jira_account_id, account_created=g.account_created,
-        requested_by=g.requested_by, requested_at=g.requested_at, updated_at=g.updated_at,
+        jira_account_id=g.jira_account_id,
+        account_created=g.account_created,
+        requested_by=g.requested_by,
+        requested_at=g.requested_at,
+        updated_at=g.updated_at,
         error=GrantErrorResponse(code=g.error.code, message=g.error.message) if g.error else None,
-        expires_at=g.expires_at, outside_allowed_domains=view.outside_allowed_domains,
+        expires_at=g.expires_at,
+        outside_allowed_domains=view.outside_allowed_domains,
     )
 
 
 def activity(e: ActivityEntry) -> ActivityResponse:
     return ActivityResponse(
-        project_id=e.project_id, at=e.at, id=e.id, action=e.action,
+        project_id=e.project_id,
+        at=e.at,
+        id=e.id,
+        action=e.action,
         actor=ActorResponse(type=e.actor.type.value, id=e.actor.id, email=e.actor.email),
         contact=ContactRef(id=e.contact_id, email=e.contact_email) if e.contact_id else None,
         detail=e.detail,

@@ -6,7 +6,7 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from chalice import Response
+from chalice.app import Response
 
 from ..errors import (
     Conflict,
@@ -34,10 +34,19 @@ STATUS_OF: dict[type[ServiceError], int] = {
     DependencyUnavailable: 503,
 }
 
-SLUG_OF_STATUS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-                  405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-                  415: "unsupported-media-type", 422: "validation-error",
-                  500: "internal-error", 503: "service-unavailable"}
+SLUG_OF_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    500: "internal-error",
+    503: "service-unavailable",
+}
 
 
 def problem(
@@ -56,8 +65,11 @@ def problem(
     }
     if errors is not None:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
-    return Response(body=json.dumps(body), status_code=status,
-                    headers={"Content-Type": PROBLEM_JSON, **(headers or {})})
+    return Response(
+        body=json.dumps(body),
+        status_code=status,
+        headers={"Content-Type": PROBLEM_JSON, **(headers or {})},
+    )
 
 
 def problem_for(error: ServiceError) -> Response:
@@ -86,6 +98,9 @@ def as_problem(response: Response) -> Response:
     detail = body.get("Message") or body.get("message") if isinstance(body, dict) else None
     if response.status_code >= 500:
         detail = "An internal error occurred; it has been logged."
-    extra = {k: v for k, v in response.headers.items() if k.lower() in {"allow", "retry-after"}}
-    return problem(response.status_code, str(detail or HTTPStatus(response.status_code).phrase),
-                   headers=extra)
+    extra = {
+        k: str(v) for k, v in response.headers.items() if k.lower() in {"allow", "retry-after"}
+    }
+    return problem(
+        response.status_code, str(detail or HTTPStatus(response.status_code).phrase), headers=extra
+    )

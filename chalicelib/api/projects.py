@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from .. import services
 from ..domain.projects import ProjectSpec
@@ -13,9 +13,17 @@ from .routing import Call, Result, operation
 bp = Blueprint(__name__)
 
 
-@operation(bp, "PUT", "/projects/{project_id}", summary="Create or update a project and link "
-           "its helpdesk", who="service, platform_admin", request=PutProjectRequest,
-           response=ProjectResponse, status=200, errors=(400, 401, 403, 422, 503))
+@operation(
+    bp,
+    "PUT",
+    "/projects/{project_id}",
+    summary="Create or update a project and link its helpdesk",
+    who="service, platform_admin",
+    request=PutProjectRequest,
+    response=ProjectResponse,
+    status=200,
+    errors=(400, 401, 403, 422, 503),
+)
 def put_project(call: Call, project_id: str) -> Result:
     body: PutProjectRequest = call.body
     spec = ProjectSpec(**body.model_dump())
@@ -23,15 +31,28 @@ def put_project(call: Call, project_id: str) -> Result:
     return Result(presenters.project(project), status=201 if created else 200)
 
 
-@operation(bp, "GET", "/projects/{project_id}", summary="A project", who="members",
-           response=ProjectResponse, errors=(400, 401, 403, 404))
+@operation(
+    bp,
+    "GET",
+    "/projects/{project_id}",
+    summary="A project",
+    who="members",
+    response=ProjectResponse,
+    errors=(400, 401, 403, 404),
+)
 def get_project(call: Call, project_id: str) -> Result:
     return Result(presenters.project(services.projects().get(call.user, project_id)))
 
 
-@operation(bp, "GET", "/projects/{project_id}/eligible-contacts",
-           summary="Contacts of the caller's company with Console User and no grant yet",
-           who="project_manager, supervisor", response=ContactList, errors=(400, 401, 403, 404))
+@operation(
+    bp,
+    "GET",
+    "/projects/{project_id}/eligible-contacts",
+    summary="Contacts of the caller's company with Console User and no grant yet",
+    who="project_manager, supervisor",
+    response=ContactList,
+    errors=(400, 401, 403, 404),
+)
 def eligible_contacts(call: Call, project_id: str) -> Result:
     contacts = services.contacts().eligible(call.user, project_id)
     return Result(ContactList(items=[presenters.contact(c) for c in contacts], next_cursor=None))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from ..domain.models import Principal
@@ -95,9 +95,12 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [FieldError(".".join(str(p) for p in e["loc"]) or "body",
-                             e["msg"].removeprefix("Value error, "))
-                  for e in exc.errors(include_url=False)]
+        errors = [
+            FieldError(
+                ".".join(str(p) for p in e["loc"]) or "body", e["msg"].removeprefix("Value error, ")
+            )
+            for e in exc.errors(include_url=False)
+        ]
         raise ValidationFailed("the request body is not valid", errors) from exc
 
 
@@ -123,8 +126,11 @@ def operation(
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Result]], Callable[..., Response]]:
-    OPERATIONS.append(Operation(method, path, summary, who, status, request, response, public,
-                                query, errors, headers))
+    OPERATIONS.append(
+        Operation(
+            method, path, summary, who, status, request, response, public, query, errors, headers
+        )
+    )
 
     def register(view: Callable[..., Result]) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -133,22 +139,28 @@ def operation(
             try:
                 _check_path(path_params)
                 headers_in = {k.lower(): v for k, v in (current.headers or {}).items()}
-                principal = (None if public
-                             else principal_from_header(headers_in.get("authorization")))
+                principal = (
+                    None if public else principal_from_header(headers_in.get("authorization"))
+                )
                 raw = current.raw_body or b""
+                raw = raw if isinstance(raw, bytes) else raw.encode()
                 body = _parse_body(raw, request) if request else None
-                call = Call(principal, body, dict(current.query_params or {}), headers_in, raw,
-                            path_params)
+                call = Call(
+                    principal, body, dict(current.query_params or {}), headers_in, raw, path_params
+                )
                 result = view(call, **path_params)
             except ServiceError as error:
                 if not isinstance(error, MalformedRequest | ValidationFailed):
-                    logger.info("request refused",
-                                extra={"problem": error.code, "detail": error.message})
+                    logger.info(
+                        "request refused", extra={"problem": error.code, "detail": error.message}
+                    )
                 return problem_for(error)
             payload = result.body.model_dump(mode="json") if result.body is not None else None
-            return Response(body=json.dumps(payload) if payload is not None else "",
-                            status_code=result.status,
-                            headers={"Content-Type": "application/json", **result.headers})
+            return Response(
+                body=json.dumps(payload) if payload is not None else "",
+                status_code=result.status,
+                headers={"Content-Type": "application/json", **result.headers},
+            )
 
         blueprint.route(path, methods=[method])(handle)
         return handle

@@ -52,7 +52,10 @@ def ensure_may_change_support_access(principal: Principal, project: Project) -> 
     """Only a company admin of the customer company or the project's creator (seed 003)."""
     if principal.sub == project.created_by:
         return
-    if principal.has_any(Role.COMPANY_ADMIN) and principal.company_id == project.customer_company_id:
+    if (
+        principal.has_any(Role.COMPANY_ADMIN)
+        and principal.company_id == project.customer_company_id
+    ):
         return
     raise Forbidden(
         "only an admin of the customer company or the project's creator may change support access"

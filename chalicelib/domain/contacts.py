@@ -30,9 +30,14 @@ class ContactService:
         if owner is not None and owner.contact_id != contact_id:
             raise Conflict(f"{spec.email} already belongs to contact {owner.contact_id}")
         existing = self._store.get_contact(contact_id)
-        contact = Contact(contact_id=contact_id, email=spec.email, name=spec.name,
-                          company_id=spec.company_id, console_user=spec.console_user,
-                          groups=list(spec.groups))
+        contact = Contact(
+            contact_id=contact_id,
+            email=spec.email,
+            name=spec.name,
+            company_id=spec.company_id,
+            console_user=spec.console_user,
+            groups=list(spec.groups),
+        )
         if existing is not None:
             contact = replace(contact, external_for=existing.external_for, status=existing.status)
         uow = self._store.unit_of_work()
@@ -44,7 +49,7 @@ class ContactService:
         return contact, existing is None
 
     def lookup(self, principal: Principal, email: str) -> Contact | None:
-        """"This contact exists in the portal": for the managers' Add contact form."""
+        """ "This contact exists in the portal": for the managers' Add contact form."""
         ensure_role(principal, *MANAGERS, Role.PLATFORM_ADMIN)
         return self._store.find_contact_by_email(email)
 
@@ -56,8 +61,9 @@ class ContactService:
         ensure_member(principal, project)
         company = acting_company(principal, project)
         granted = {g.contact_id for g in self._all_grants(project_id)}
-        return [c for c in self._store.company_console_users(company)
-                if c.contact_id not in granted]
+        return [
+            c for c in self._store.company_console_users(company) if c.contact_id not in granted
+        ]
 
     def _all_grants(self, project_id: str) -> list[Grant]:
         grants: list[Grant] = []

@@ -31,8 +31,9 @@ ACTIVITY_ACTION: dict[S, str] = {
 PENDING = frozenset({S.ACTIVATION_PENDING, S.DELETION_PENDING})
 FAILED = frozenset({S.ACTIVATION_FAILED, S.DELETION_FAILED})
 # Grants whose JSM account is (or is about to be) a customer of the service desk.
-HOLDS_SERVICE_DESK = frozenset({S.ACTIVATION_PENDING, S.ACTIVATED, S.ACTIVATION_FAILED,
-                                S.DELETION_FAILED})
+HOLDS_SERVICE_DESK = frozenset(
+    {S.ACTIVATION_PENDING, S.ACTIVATED, S.ACTIVATION_FAILED, S.DELETION_FAILED}
+)
 
 
 def may_transition(current: S | None, target: S) -> bool:
@@ -44,5 +45,6 @@ def may_transition(current: S | None, target: S) -> bool:
 
 def retry_target(current: S) -> S | None:
     """The status a failed grant's retry moves it to, or None when it is not failed."""
-    return {S.ACTIVATION_FAILED: S.ACTIVATION_PENDING,
-            S.DELETION_FAILED: S.DELETION_PENDING}.get(current)
+    return {S.ACTIVATION_FAILED: S.ACTIVATION_PENDING, S.DELETION_FAILED: S.DELETION_PENDING}.get(
+        current
+    )

@@ -36,9 +36,13 @@ class GrantJob:
     def from_event(cls, event: dict[str, Any]) -> GrantJob:
         customer = event.get("customer") or {}
         return cls(
-            project_id=event["project_id"], contact_id=event["contact_id"],
-            lifecycle_id=event["lifecycle_id"], email=event["email"], name=event["name"],
-            service_desk_id=event["service_desk_id"], organization_id=event["organization_id"],
+            project_id=event["project_id"],
+            contact_id=event["contact_id"],
+            lifecycle_id=event["lifecycle_id"],
+            email=event["email"],
+            name=event["name"],
+            service_desk_id=event["service_desk_id"],
+            organization_id=event["organization_id"],
             account_id=customer.get("account_id") or event.get("account_id"),
             account_created=bool(customer.get("created", False)),
         )
@@ -47,9 +51,13 @@ class GrantJob:
     def for_grant(cls, grant: Grant) -> GrantJob:
         assert grant.lifecycle_id is not None
         return cls(
-            project_id=grant.project_id, contact_id=grant.contact_id,
-            lifecycle_id=grant.lifecycle_id, email=grant.email, name=grant.name,
-            service_desk_id=grant.service_desk_id, organization_id=grant.organization_id,
+            project_id=grant.project_id,
+            contact_id=grant.contact_id,
+            lifecycle_id=grant.lifecycle_id,
+            email=grant.email,
+            name=grant.name,
+            service_desk_id=grant.service_desk_id,
+            organization_id=grant.organization_id,
             account_id=grant.jira_account_id,
         )
 
@@ -97,16 +105,35 @@ class GrantSteps:
         created = job.account_created or grant.account_created
         if created:
             project = self._store.get_project(job.project_id)
-            self._mailer.send_activation(job.email, job.name, _name(project, job),
-                                         self._portal_url, dedup_key=job.lifecycle_id)
+            self._mailer.send_activation(
+                job.email,
+                job.name,
+                _name(project, job),
+                self._portal_url,
+                dedup_key=job.lifecycle_id,
+            )
         uow = self._store.unit_of_work()
-        uow.transition_grant(grant, GrantStatus.ACTIVATED, expected_lifecycle=job.lifecycle_id,
-                             jira_account_id=job.account_id, account_created=created)
-        uow.append(activity.entry(
-            job.project_id, ACTIVITY_ACTION[GrantStatus.ACTIVATED], SYSTEM_ACTOR,
-            contact_id=job.contact_id, contact_email=job.email,
-            detail={"jira_account_id": job.account_id, "account_created": created,
-                    "execution": job.lifecycle_id}))
+        uow.transition_grant(
+            grant,
+            GrantStatus.ACTIVATED,
+            expected_lifecycle=job.lifecycle_id,
+            jira_account_id=job.account_id,
+            account_created=created,
+        )
+        uow.append(
+            activity.entry(
+                job.project_id,
+                ACTIVITY_ACTION[GrantStatus.ACTIVATED],
+                SYSTEM_ACTOR,
+                contact_id=job.contact_id,
+                contact_email=job.email,
+                detail={
+                    "jira_account_id": job.account_id,
+                    "account_created": created,
+                    "execution": job.lifecycle_id,
+                },
+            )
+        )
         try:
             uow.commit()
         except StaleState:
@@ -125,8 +152,10 @@ class GrantSteps:
         if not job.account_id:
             return {"left": False, "shared_with": []}
         sharing = [
-            g.project_id for g in self._store.grants_of_contact(job.contact_id)
-            if g.project_id != job.project_id and g.service_desk_id == job.service_desk_id
+            g.project_id
+            for g in self._store.grants_of_contact(job.contact_id)
+            if g.project_id != job.project_id
+            and g.service_desk_id == job.service_desk_id
             and g.status in HOLDS_SERVICE_DESK
         ]
         if not sharing:
@@ -140,10 +169,16 @@ class GrantSteps:
             return {"removed": False}
         uow = self._store.unit_of_work()
         uow.delete_grant(grant, expected_lifecycle=job.lifecycle_id)
-        uow.append(activity.entry(
-            job.project_id, ACTIVITY_ACTION[GrantStatus.REMOVED], SYSTEM_ACTOR,
-            contact_id=job.contact_id, contact_email=job.email,
-            detail={"execution": job.lifecycle_id}))
+        uow.append(
+            activity.entry(
+                job.project_id,
+                ACTIVITY_ACTION[GrantStatus.REMOVED],
+                SYSTEM_ACTOR,
+                contact_id=job.contact_id,
+                contact_email=job.email,
+                detail={"execution": job.lifecycle_id},
+            )
+        )
         try:
             uow.commit()
         except StaleState:
@@ -156,22 +191,36 @@ class GrantSteps:
         contact = self._store.get_contact(grant.contact_id)
         if company is None or contact is None or company not in contact.external_for:
             return False
-        if any(g.via_company_id == company for g in self._store.grants_of_contact(grant.contact_id)):
+        if any(
+            g.via_company_id == company for g in self._store.grants_of_contact(grant.contact_id)
+        ):
             return False
         uow = self._store.unit_of_work()
-        uow.unlink_external(contact.contact_id, company,
-                            [c for c in contact.external_for if c != company])
-        uow.append(activity.entry(
-            grant.project_id, "contact.external_unlinked", SYSTEM_ACTOR,
-            contact_id=contact.contact_id, contact_email=contact.email,
-            detail={"company_id": company}))
+        uow.unlink_external(
+            contact.contact_id, company, [c for c in contact.external_for if c != company]
+        )
+        uow.append(
+            activity.entry(
+                grant.project_id,
+                "contact.external_unlinked",
+                SYSTEM_ACTOR,
+                contact_id=contact.contact_id,
+                contact_email=contact.email,
+                detail={"company_id": company},
+            )
+        )
         try:
             uow.commit()
         except StaleState:
             return False
-        self._events.publish("ExternalContactUnlinked", {
-            "contact_id": contact.contact_id, "company_id": company,
-            "project_id": grant.project_id})
+        self._events.publish(
+            "ExternalContactUnlinked",
+            {
+                "contact_id": contact.contact_id,
+                "company_id": company,
+                "project_id": grant.project_id,
+            },
+        )
         return True
 
     # --- failure ------------------------------------------------------------------------------
@@ -179,14 +228,25 @@ class GrantSteps:
     def fail(self, job: GrantJob, error: GrantError) -> dict[str, Any]:
         """Record a caught error: the pending grant becomes `*_failed` with the error."""
         grant = self._current(job)
-        if grant is None or grant.status not in (GrantStatus.ACTIVATION_PENDING,
-                                                  GrantStatus.DELETION_PENDING):
+        if grant is None or grant.status not in (
+            GrantStatus.ACTIVATION_PENDING,
+            GrantStatus.DELETION_PENDING,
+        ):
             return {"recorded": False}
-        failed = (GrantStatus.ACTIVATION_FAILED if grant.status is GrantStatus.ACTIVATION_PENDING
-                  else GrantStatus.DELETION_FAILED)
-        recorded = record_failure(self._store, self._events, grant, failed, error,
-                                  jira_account_id=job.account_id,
-                                  account_created=job.account_created or grant.account_created)
+        failed = (
+            GrantStatus.ACTIVATION_FAILED
+            if grant.status is GrantStatus.ACTIVATION_PENDING
+            else GrantStatus.DELETION_FAILED
+        )
+        recorded = record_failure(
+            self._store,
+            self._events,
+            grant,
+            failed,
+            error,
+            jira_account_id=job.account_id,
+            account_created=job.account_created or grant.account_created,
+        )
         return {"recorded": recorded, "status": failed.value}
 
     # --- internals ----------------------------------------------------------------------------
@@ -206,10 +266,13 @@ class GrantSteps:
 
 
 def _event(job: GrantJob) -> dict[str, Any]:
-    return {"project_id": job.project_id, "contact_id": job.contact_id,
-            "jira_account_id": job.account_id, "lifecycle_id": job.lifecycle_id}
+    return {
+        "project_id": job.project_id,
+        "contact_id": job.contact_id,
+        "jira_account_id": job.account_id,
+        "lifecycle_id": job.lifecycle_id,
+    }
 
 
 def _name(project: Project | None, job: GrantJob) -> str:
     return project.name if project else job.project_id
-

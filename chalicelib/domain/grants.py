@@ -22,7 +22,7 @@ from ..errors import (
     ValidationFailed,
 )
 from . import activity
-from .authorization import acting_company, ensure_member, ensure_manages_contact
+from .authorization import acting_company, ensure_manages_contact, ensure_member
 from .grant_lifecycle import ACTIVITY_ACTION, retry_target
 from .models import (
     ActivityEntry,
@@ -117,7 +117,11 @@ class GrantService:
         return _view(project, self._grant_or_404(project_id, contact_id))
 
     def activity(
-        self, principal: Principal, project_id: str, contact_id: str | None, limit: int,
+        self,
+        principal: Principal,
+        project_id: str,
+        contact_id: str | None,
+        limit: int,
         cursor: str | None,
     ) -> Page[ActivityEntry]:
         self.project_for_member(principal, project_id)
@@ -134,29 +138,48 @@ class GrantService:
 
         existing = self._store.get_grant(project_id, contact.contact_id)
         if existing is not None and existing.status is not GrantStatus.ACTIVATION_FAILED:
-            raise Conflict(f"{contact.email} already has a grant on this project "
-                           f"({existing.status.value})")
+            raise Conflict(
+                f"{contact.email} already has a grant on this project ({existing.status.value})"
+            )
         name = lifecycle_name(project_id, contact.contact_id, "activation")
         if existing is not None:
-            grant = replace(existing, status=GrantStatus.ACTIVATION_PENDING, lifecycle_id=name,
-                            error=None)
-            uow.transition_grant(existing, GrantStatus.ACTIVATION_PENDING,
-                                 expected_lifecycle=existing.lifecycle_id, lifecycle_id=name)
+            grant = replace(
+                existing, status=GrantStatus.ACTIVATION_PENDING, lifecycle_id=name, error=None
+            )
+            uow.transition_grant(
+                existing,
+                GrantStatus.ACTIVATION_PENDING,
+                expected_lifecycle=existing.lifecycle_id,
+                lifecycle_id=name,
+            )
         else:
             now = iso(utc_now())
             grant = Grant(
-                project_id=project_id, contact_id=contact.contact_id,
-                status=GrantStatus.ACTIVATION_PENDING, email=contact.email, name=contact.name,
-                requested_by=principal.sub, requested_at=now, updated_at=now,
+                project_id=project_id,
+                contact_id=contact.contact_id,
+                status=GrantStatus.ACTIVATION_PENDING,
+                email=contact.email,
+                name=contact.name,
+                requested_by=principal.sub,
+                requested_at=now,
+                updated_at=now,
                 service_desk_id=project.service_desk_id,
-                organization_id=project.organization_id, via_company_id=company,
-                expires_at=request.expires_at, lifecycle_id=name,
+                organization_id=project.organization_id,
+                via_company_id=company,
+                expires_at=request.expires_at,
+                lifecycle_id=name,
             )
             uow.create_grant(grant)
-        uow.append(activity.entry(project_id, ACTIVITY_ACTION[GrantStatus.ACTIVATION_PENDING],
-                                  actor, contact_id=contact.contact_id,
-                                  contact_email=contact.email,
-                                  detail={"execution": name, "retry": existing is not None}))
+        uow.append(
+            activity.entry(
+                project_id,
+                ACTIVITY_ACTION[GrantStatus.ACTIVATION_PENDING],
+                actor,
+                contact_id=contact.contact_id,
+                contact_email=contact.email,
+                detail={"execution": name, "retry": existing is not None},
+            )
+        )
         self._commit(uow, "the grant changed while it was being requested; reload and retry")
         self._start(grant)
         return _view(project, grant)
@@ -166,8 +189,10 @@ class GrantService:
         if grant.status is GrantStatus.DELETION_PENDING:
             return _view(project, grant)  # a repeated DELETE answers the same 202
         if grant.status is GrantStatus.ACTIVATION_PENDING:
-            raise Conflict("the grant is still being activated; remove it once that finished",
-                           retry_after=PENDING_RETRY_AFTER_SECONDS)
+            raise Conflict(
+                "the grant is still being activated; remove it once that finished",
+                retry_after=PENDING_RETRY_AFTER_SECONDS,
+            )
         return _view(project, self._begin(principal, grant, GrantStatus.DELETION_PENDING))
 
     def retry(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
@@ -182,18 +207,29 @@ class GrantService:
     ) -> GrantView:
         grant, project = self._managed_grant(principal, project_id, contact_id)
         if grant.status is not GrantStatus.ACTIVATED:
-            raise Conflict(f"a password reset needs an activated grant (this one is "
-                           f"{grant.status.value})")
+            raise Conflict(
+                f"a password reset needs an activated grant (this one is {grant.status.value})"
+            )
         self._mailer.send_password_reset(grant.email, grant.name, project.name, self._reset_url)
-        self._store.append_activity(activity.entry(
-            project_id, "grant.password_reset_sent", principal.as_actor(),
-            contact_id=contact_id, contact_email=grant.email))
+        self._store.append_activity(
+            activity.entry(
+                project_id,
+                "grant.password_reset_sent",
+                principal.as_actor(),
+                contact_id=contact_id,
+                contact_email=grant.email,
+            )
+        )
         return _view(project, grant)
 
     # --- internals ----------------------------------------------------------------------------
 
     def _resolve_contact(
-        self, principal: Principal, project: Project, company: str, request: AddGrant,
+        self,
+        principal: Principal,
+        project: Project,
+        company: str,
+        request: AddGrant,
         uow: UnitOfWork,
     ) -> Contact:
         actor = principal.as_actor()
@@ -215,30 +251,46 @@ class GrantService:
             ensure_domain_allowed(project, contact.email, "email")
             if not contact.belongs_to(company):
                 uow.link_external(contact.contact_id, company)
-                uow.append(activity.entry(
-                    project.project_id, "contact.external_linked", actor,
-                    contact_id=contact.contact_id, contact_email=contact.email,
-                    detail={"company_id": company}))
+                uow.append(
+                    activity.entry(
+                        project.project_id,
+                        "contact.external_linked",
+                        actor,
+                        contact_id=contact.contact_id,
+                        contact_email=contact.email,
+                        detail={"company_id": company},
+                    )
+                )
             return contact
 
         assert request.new_contact is not None  # the API model guarantees exactly one
         new = request.new_contact
         ensure_domain_allowed(project, new.email, "new_contact.email")
         if self._store.find_contact_by_email(new.email) is not None:
-            raise Conflict(f"a contact with the email {new.email} already exists; "
-                           "add it by email instead")
+            raise Conflict(
+                f"a contact with the email {new.email} already exists; add it by email instead"
+            )
         is_company = new.kind == "company"
         contact = Contact(
-            contact_id=f"c-{ULID()}".lower(), email=new.email, name=new.name,
-            company_id=company if is_company else None, console_user=False,
+            contact_id=f"c-{ULID()}".lower(),
+            email=new.email,
+            name=new.name,
+            company_id=company if is_company else None,
+            console_user=False,
             groups=list(new.groups) if is_company else [],
             external_for=[] if is_company else [company],
         )
         uow.create_contact(contact)
-        uow.append(activity.entry(
-            project.project_id, "contact.created", actor, contact_id=contact.contact_id,
-            contact_email=contact.email,
-            detail={"kind": new.kind, "company_id": company, "groups": contact.groups}))
+        uow.append(
+            activity.entry(
+                project.project_id,
+                "contact.created",
+                actor,
+                contact_id=contact.contact_id,
+                contact_email=contact.email,
+                detail={"kind": new.kind, "company_id": company, "groups": contact.groups},
+            )
+        )
         return contact
 
     def _managed_grant(
@@ -264,11 +316,19 @@ class GrantService:
         kind = "activation" if target is GrantStatus.ACTIVATION_PENDING else "removal"
         name = lifecycle_name(grant.project_id, grant.contact_id, kind)
         uow = self._store.unit_of_work()
-        uow.transition_grant(grant, target, expected_lifecycle=grant.lifecycle_id,
-                             lifecycle_id=name)
-        uow.append(activity.entry(grant.project_id, ACTIVITY_ACTION[target],
-                                  principal.as_actor(), contact_id=grant.contact_id,
-                                  contact_email=grant.email, detail={"execution": name}))
+        uow.transition_grant(
+            grant, target, expected_lifecycle=grant.lifecycle_id, lifecycle_id=name
+        )
+        uow.append(
+            activity.entry(
+                grant.project_id,
+                ACTIVITY_ACTION[target],
+                principal.as_actor(),
+                contact_id=grant.contact_id,
+                contact_email=grant.email,
+                detail={"execution": name},
+            )
+        )
         self._commit(uow, "the grant changed meanwhile; reload it and try again")
         started = replace(grant, status=target, lifecycle_id=name, error=None)
         self._start(started)
@@ -289,8 +349,11 @@ class GrantService:
             else:
                 self._workflows.start_removal(grant)
         except DependencyUnavailable as exc:
-            failed = (GrantStatus.ACTIVATION_FAILED if pending is GrantStatus.ACTIVATION_PENDING
-                      else GrantStatus.DELETION_FAILED)
+            failed = (
+                GrantStatus.ACTIVATION_FAILED
+                if pending is GrantStatus.ACTIVATION_PENDING
+                else GrantStatus.DELETION_FAILED
+            )
             error = GrantError(code="WorkflowStartFailed", message=exc.message)
             record_failure(self._store, self._events, grant, failed, error)
             raise DependencyUnavailable(

@@ -118,6 +118,10 @@ class Project:
     created_by: str | None = None
     allowed_email_domains: list[str] = field(default_factory=list)
     support_access: SupportAccess = field(default_factory=SupportAccess)
+    # Display names read from JSM when the helpdesk was linked, so the Helpdesk tab can show
+    # them while JSM is down.
+    service_desk_name: str | None = None
+    organization_name: str | None = None
 
     @property
     def company_ids(self) -> set[str]:

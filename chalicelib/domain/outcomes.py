@@ -29,16 +29,35 @@ def record_failure(
     The JSM account id found so far is kept, so a later removal can clean up what was done.
     """
     uow = store.unit_of_work()
-    uow.transition_grant(grant, failed, expected_lifecycle=grant.lifecycle_id, error=error,
-                         jira_account_id=jira_account_id, account_created=account_created)
-    uow.append(activity.entry(
-        grant.project_id, ACTIVITY_ACTION[failed], SYSTEM_ACTOR, contact_id=grant.contact_id,
-        contact_email=grant.email, detail={"error": asdict(error), "execution": grant.lifecycle_id}))
+    uow.transition_grant(
+        grant,
+        failed,
+        expected_lifecycle=grant.lifecycle_id,
+        error=error,
+        jira_account_id=jira_account_id,
+        account_created=account_created,
+    )
+    uow.append(
+        activity.entry(
+            grant.project_id,
+            ACTIVITY_ACTION[failed],
+            SYSTEM_ACTOR,
+            contact_id=grant.contact_id,
+            contact_email=grant.email,
+            detail={"error": asdict(error), "execution": grant.lifecycle_id},
+        )
+    )
     try:
         uow.commit()
     except StaleState:
         return False
-    events.publish("GrantFailed", {
-        "project_id": grant.project_id, "contact_id": grant.contact_id,
-        "status": failed.value, "error": asdict(error)})
+    events.publish(
+        "GrantFailed",
+        {
+            "project_id": grant.project_id,
+            "contact_id": grant.contact_id,
+            "status": failed.value,
+            "error": asdict(error),
+        },
+    )
     return True

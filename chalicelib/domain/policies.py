@@ -19,7 +19,9 @@ def domain_allowed(project: Project, email: str) -> bool:
 def ensure_domain_allowed(project: Project, email: str, field: str) -> None:
     if not domain_allowed(project, email):
         allowed = ", ".join(sorted(project.allowed_email_domains))
-        message = f"{email_domain(email)} is not an allowed email domain of this project ({allowed})"
+        message = (
+            f"{email_domain(email)} is not an allowed email domain of this project ({allowed})"
+        )
         raise ValidationFailed(message, [FieldError(field, message)])
 
 

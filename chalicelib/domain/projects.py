@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import FieldError, JiraNotFound, NotFound, ValidationFailed
 from . import activity
@@ -44,47 +45,61 @@ class ProjectService:
         """
         ensure_role(principal, Role.SERVICE, Role.PLATFORM_ADMIN)
         existing = self._store.get_project(project_id)
-        self._require_service_desk(spec.service_desk_id)
+        desk = self._require_service_desk(spec.service_desk_id)
         organization_id = spec.organization_id or (existing.organization_id if existing else None)
         if organization_id is None:
-            organization_id = str(self._jira.create_organization(spec.name).id)
-        elif spec.organization_id is not None:
-            self._require_organization(spec.organization_id)
+            organization = self._jira.create_organization(spec.name)
+        else:
+            organization = self._require_organization(organization_id)
+        organization_id = str(organization.id)
         self._jira.attach_organization(spec.service_desk_id, organization_id)
 
         project = Project(
-            project_id=project_id, name=spec.name,
+            project_id=project_id,
+            name=spec.name,
             customer_company_id=spec.customer_company_id,
-            integrator_company_id=spec.integrator_company_id, created_by=spec.created_by,
-            service_desk_id=spec.service_desk_id, organization_id=organization_id,
+            integrator_company_id=spec.integrator_company_id,
+            created_by=spec.created_by,
+            service_desk_id=spec.service_desk_id,
+            organization_id=organization_id,
             allowed_email_domains=sorted(set(spec.allowed_email_domains)),
+            service_desk_name=str(desk.project_name),
+            organization_name=str(organization.name),
         )
         if existing is not None:
             project = replace(project, support_access=existing.support_access)
         linked = existing is None or (existing.service_desk_id, existing.organization_id) != (
-            project.service_desk_id, project.organization_id)
+            project.service_desk_id,
+            project.organization_id,
+        )
         uow = self._store.unit_of_work()
         uow.put_project(project)
         if linked:
-            uow.append(activity.entry(
-                project_id, "helpdesk.linked", principal.as_actor(),
-                detail={"service_desk_id": project.service_desk_id,
+            uow.append(
+                activity.entry(
+                    project_id,
+                    "helpdesk.linked",
+                    principal.as_actor(),
+                    detail={
+                        "service_desk_id": project.service_desk_id,
                         "organization_id": project.organization_id,
-                        "organization_created": spec.organization_id is None and (
-                            existing is None or existing.organization_id != organization_id)}))
+                        "organization_name": project.organization_name,
+                    },
+                )
+            )
         uow.commit()
         return project, existing is None
 
-    def _require_service_desk(self, service_desk_id: str) -> None:
+    def _require_service_desk(self, service_desk_id: str) -> Any:
         try:
-            self._jira.get_service_desk(service_desk_id)
+            return self._jira.get_service_desk(service_desk_id)
         except JiraNotFound as exc:
             message = f"service desk {service_desk_id} does not exist in Jira Service Management"
             raise ValidationFailed(message, [FieldError("service_desk_id", message)]) from exc
 
-    def _require_organization(self, organization_id: str) -> None:
+    def _require_organization(self, organization_id: str) -> Any:
         try:
-            self._jira.get_organization(organization_id)
+            return self._jira.get_organization(organization_id)
         except JiraNotFound as exc:
             message = f"organization {organization_id} does not exist in Jira Service Management"
             raise ValidationFailed(message, [FieldError("organization_id", message)]) from exc

@@ -10,8 +10,16 @@ from ..config import get_settings
 from ..errors import DependencyUnavailable
 from ..observability import logger
 
-EVENT_TYPES = frozenset({"GrantActivated", "GrantRemoved", "GrantFailed",
-                         "ExternalContactUnlinked", "SupportAccessChanged", "ContactOffboarded"})
+EVENT_TYPES = frozenset(
+    {
+        "GrantActivated",
+        "GrantRemoved",
+        "GrantFailed",
+        "ExternalContactUnlinked",
+        "SupportAccessChanged",
+        "ContactOffboarded",
+    }
+)
 
 
 class EventBridgePublisher:
@@ -19,12 +27,16 @@ class EventBridgePublisher:
         if detail_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {detail_type}")
         settings = get_settings()
-        response = client("events").put_events(Entries=[{
-            "Source": settings.events_source,
-            "DetailType": detail_type,
-            "Detail": json.dumps(detail, default=str),
-            "EventBusName": settings.event_bus_name,
-        }])
+        response = client("events").put_events(
+            Entries=[
+                {
+                    "Source": settings.events_source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, default=str),
+                    "EventBusName": settings.event_bus_name,
+                }
+            ]
+        )
         if response.get("FailedEntryCount"):
             raise DependencyUnavailable(f"EventBridge refused the {detail_type} event")
         logger.info("event published", extra={"event_type": detail_type})

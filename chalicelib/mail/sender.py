@@ -28,7 +28,8 @@ class SesMailer:
     def send_support_access_changed(self, to: str, project: Project, actor_email: str) -> None:
         access = project.support_access
         email = templates.support_access_changed(
-            project.name, project.project_id, access.enabled, access.reason, actor_email)
+            project.name, project.project_id, access.enabled, access.reason, actor_email
+        )
         self._send(to, email, "support_access")
 
     def _send(self, to: str, email: Email, kind: str) -> None:
@@ -38,8 +39,10 @@ class SesMailer:
                 Destination={"ToAddresses": [to]},
                 Message={
                     "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                    "Body": {"Text": {"Data": email.text, "Charset": "UTF-8"},
-                             "Html": {"Data": email.html, "Charset": "UTF-8"}},
+                    "Body": {
+                        "Text": {"Data": email.text, "Charset": "UTF-8"},
+                        "Html": {"Data": email.html, "Charset": "UTF-8"},
+                    },
                 },
             )
         except (ClientError, BotoCoreError) as exc:

@@ -17,8 +17,10 @@ def _html(title: str, paragraphs: list[str], link: tuple[str, str] | None = None
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     if link:
         body += f'<p><a href="{escape(link[1], quote=True)}">{escape(link[0])}</a></p>'
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"</head><body>{body}</body></html>")
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"</head><body>{body}</body></html>"
+    )
 
 
 def activation(name: str, project_name: str, portal_url: str) -> Email:
@@ -27,7 +29,7 @@ def activation(name: str, project_name: str, portal_url: str) -> Email:
         f"Hello {name},",
         f"You can now open requests on the helpdesk of the project {project_name}.",
         "Your helpdesk account is separate from the portal: the first time you sign in, "
-        "choose \"Forgot your password?\" to set your helpdesk password.",
+        'choose "Forgot your password?" to set your helpdesk password.',
     ]
     text = "\n\n".join([*steps, f"Helpdesk: {portal_url}"]) + "\n"
     html = _html(subject, [escape(s) for s in steps], ("Open the helpdesk", portal_url))

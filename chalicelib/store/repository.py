@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from ..config import get_settings
-from ..domain.grant_lifecycle import ALLOWED_FROM
+from ..domain.grant_lifecycle import ALLOWED_FROM, PENDING
 from ..domain.models import (
     ActivityEntry,
     Actor,
@@ -54,12 +54,17 @@ def _claim_key(email: str) -> str:
 def _project(item: ProjectItem) -> Project:
     support = item.support_access.as_dict() if item.support_access else {}
     return Project(
-        project_id=item.project_id, name=item.name,
+        project_id=item.project_id,
+        name=item.name,
         customer_company_id=item.customer_company_id,
-        integrator_company_id=item.integrator_company_id, created_by=item.created_by,
-        service_desk_id=item.service_desk_id, organization_id=item.organization_id,
+        integrator_company_id=item.integrator_company_id,
+        created_by=item.created_by,
+        service_desk_id=item.service_desk_id,
+        organization_id=item.organization_id,
         allowed_email_domains=list(item.allowed_email_domains or []),
         support_access=SupportAccess(**support),
+        service_desk_name=item.service_desk_name,
+        organization_name=item.organization_name,
     )
 
 
@@ -70,9 +75,13 @@ def _project_item(project: Project) -> ProjectItem:
 
 def _contact(item: ContactItem) -> Contact:
     return Contact(
-        contact_id=item.contact_id, email=item.email or "", name=item.name or "",
-        company_id=item.company_id, console_user=bool(item.console_user),
-        groups=list(item.groups or []), external_for=list(item.external_for or []),
+        contact_id=item.contact_id,
+        email=item.email or "",
+        name=item.name or "",
+        company_id=item.company_id,
+        console_user=bool(item.console_user),
+        groups=list(item.groups or []),
+        external_for=list(item.external_for or []),
         status=ContactStatus(item.status or ContactStatus.ACTIVE),
     )
 
@@ -86,13 +95,21 @@ def _contact_item(contact: Contact) -> ContactItem:
 def _grant(item: GrantItem) -> Grant:
     error = item.error.as_dict() if item.error else None
     return Grant(
-        project_id=item.project_id, contact_id=item.contact_id, status=GrantStatus(item.status),
-        email=item.email, name=item.name, requested_by=item.requested_by,
-        requested_at=item.requested_at, updated_at=item.updated_at,
-        service_desk_id=item.service_desk_id, organization_id=item.organization_id,
-        via_company_id=item.via_company_id, jira_account_id=item.jira_account_id,
+        project_id=item.project_id,
+        contact_id=item.contact_id,
+        status=GrantStatus(item.status),
+        email=item.email,
+        name=item.name,
+        requested_by=item.requested_by,
+        requested_at=item.requested_at,
+        updated_at=item.updated_at,
+        service_desk_id=item.service_desk_id,
+        organization_id=item.organization_id,
+        via_company_id=item.via_company_id,
+        jira_account_id=item.jira_account_id,
         account_created=bool(item.account_created),
-        error=GrantError(**error) if error else None, expires_at=item.expires_at,
+        error=GrantError(**error) if error else None,
+        expires_at=item.expires_at,
         lifecycle_id=item.lifecycle_id,
     )
 
@@ -105,16 +122,25 @@ def _grant_item(grant: Grant) -> GrantItem:
 
 def _activity(item: ActivityItem) -> ActivityEntry:
     return ActivityEntry(
-        project_id=item.project_id, at=item.at, id=item.id, action=item.action,
-        actor=Actor.from_dict(item.actor.as_dict()), contact_id=item.contact_id,
-        contact_email=item.contact_email, detail=item.detail.as_dict() if item.detail else {},
+        project_id=item.project_id,
+        at=item.at,
+        id=item.id,
+        action=item.action,
+        actor=Actor.from_dict(item.actor.as_dict()),
+        contact_id=item.contact_id,
+        contact_email=item.contact_email,
+        detail=item.detail.as_dict() if item.detail else {},
     )
 
 
 def _activity_item(entry: ActivityEntry) -> ActivityItem:
     return ActivityItem(
-        project_id=entry.project_id, id=entry.id, at=entry.at, action=entry.action,
-        actor=entry.actor.to_dict(), contact_id=entry.contact_id,
+        project_id=entry.project_id,
+        id=entry.id,
+        at=entry.at,
+        action=entry.action,
+        actor=entry.actor.to_dict(),
+        contact_id=entry.contact_id,
         contact_email=entry.contact_email,
         project_contact=f"{entry.project_id}#{entry.contact_id}" if entry.contact_id else None,
         detail=entry.detail,
@@ -169,8 +195,9 @@ class DynamoUnitOfWork:
         self._ops.append(lambda t: t.save(item))
         if previous_email != contact.email:
             claim = ContactItem(contact_id=_claim_key(contact.email), claimed_by=contact.contact_id)
-            owned = (ContactItem.contact_id.does_not_exist()
-                     | (ContactItem.claimed_by == contact.contact_id))
+            owned = ContactItem.contact_id.does_not_exist() | (
+                ContactItem.claimed_by == contact.contact_id
+            )
             self._ops.append(lambda t: t.save(claim, condition=owned))
             if previous_email:
                 old = ContactItem(contact_id=_claim_key(previous_email))
@@ -178,23 +205,46 @@ class DynamoUnitOfWork:
 
     def link_external(self, contact_id: str, company_id: str) -> None:
         item = ContactItem(contact_id=contact_id)
-        self._ops.append(lambda t: t.update(
-            item, actions=[ContactItem.external_for.set(
-                ContactItem.external_for.append([company_id]))],
-            condition=ContactItem.contact_id.exists() & ~ContactItem.external_for.contains(
-                company_id),
-        ))
+        self._ops.append(
+            lambda t: t.update(
+                item,
+                actions=[
+                    ContactItem.external_for.set(ContactItem.external_for.append([company_id]))
+                ],
+                condition=ContactItem.contact_id.exists()
+                & ~ContactItem.external_for.contains(company_id),
+            )
+        )
 
     def unlink_external(self, contact_id: str, company_id: str, remaining: list[str]) -> None:
         item = ContactItem(contact_id=contact_id)
-        self._ops.append(lambda t: t.update(
-            item, actions=[ContactItem.external_for.set(remaining)],
-            condition=ContactItem.external_for.contains(company_id),
-        ))
+        self._ops.append(
+            lambda t: t.update(
+                item,
+                actions=[ContactItem.external_for.set(remaining)],
+                condition=ContactItem.external_for.contains(company_id),
+            )
+        )
 
     def put_project(self, project: Project) -> None:
         item = _project_item(project)
         self._ops.append(lambda t: t.save(item))
+
+    def change_support_access(
+        self, project_id: str, access: SupportAccess, *, expected_enabled: bool
+    ) -> None:
+        item = ProjectItem(project_id=project_id)
+        enabled = ProjectItem.support_access["enabled"]  # type: ignore[index]
+        unchanged = enabled == expected_enabled
+        if not expected_enabled:  # a project never switched on has no support_access yet
+            unchanged = unchanged | ProjectItem.support_access.does_not_exist()
+        self._ops.append(
+            lambda t: t.update(
+                item,
+                actions=[ProjectItem.support_access.set(asdict(access))],
+                condition=ProjectItem.project_id.exists() & unchanged,
+            )
+        )
 
     def create_grant(self, grant: Grant) -> None:
         item = _grant_item(grant)
@@ -212,8 +262,10 @@ class DynamoUnitOfWork:
         error: GrantError | None = None,
     ) -> None:
         item = GrantItem(project_id=grant.project_id, contact_id=grant.contact_id)
-        actions: list[Any] = [GrantItem.status.set(target.value),
-                              GrantItem.updated_at.set(iso(utc_now()))]
+        actions: list[Any] = [
+            GrantItem.status.set(target.value),
+            GrantItem.updated_at.set(iso(utc_now())),
+        ]
         actions.append(GrantItem.error.set(asdict(error)) if error else GrantItem.error.remove())
         if lifecycle_id is not None:
             actions.append(GrantItem.lifecycle_id.set(lifecycle_id))
@@ -288,8 +340,9 @@ class DynamoStore:
             return None
 
     def grants_of_project(self, project_id: str, limit: int, cursor: str | None) -> Page[Grant]:
-        results = GrantItem.query(project_id, limit=limit, page_size=limit,
-                                  last_evaluated_key=_decode_cursor(cursor))
+        results = GrantItem.query(
+            project_id, limit=limit, page_size=limit, last_evaluated_key=_decode_cursor(cursor)
+        )
         return _page(results, _grant)
 
     def grants_of_contact(self, contact_id: str) -> list[Grant]:
@@ -301,11 +354,20 @@ class DynamoStore:
         start = _decode_cursor(cursor)
         if contact_id:
             results = ActivityItem.contact_index.query(
-                f"{project_id}#{contact_id}", scan_index_forward=False, limit=limit,
-                page_size=limit, last_evaluated_key=start)
+                f"{project_id}#{contact_id}",
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
+                last_evaluated_key=start,
+            )
         else:
-            results = ActivityItem.query(project_id, scan_index_forward=False, limit=limit,
-                                         page_size=limit, last_evaluated_key=start)
+            results = ActivityItem.query(
+                project_id,
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
+                last_evaluated_key=start,
+            )
         return _page(results, _activity)
 
     def append_activity(self, entry: ActivityEntry) -> None:
@@ -314,9 +376,9 @@ class DynamoStore:
         except PutError as exc:
             raise StaleState("activity entry already recorded") from exc
 
-    def all_grants(self, statuses: Iterable[GrantStatus]) -> list[Grant]:
-        """Every grant in one of `statuses` (a scan: for the stalled-grant sweeper only)."""
-        wanted = [s.value for s in statuses]
+    def pending_grants(self) -> list[Grant]:
+        """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""
+        wanted = [s.value for s in PENDING]
         return [_grant(item) for item in GrantItem.scan(GrantItem.status.is_in(*wanted))]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
@@ -32,8 +34,10 @@ class ProjectItem(Model):
     created_by = UnicodeAttribute(null=True)
     service_desk_id = UnicodeAttribute()
     organization_id = UnicodeAttribute()
-    allowed_email_domains = ListAttribute(of=UnicodeAttribute, default=list)
-    support_access = MapAttribute(null=True)  # type: ignore[var-annotated]
+    allowed_email_domains: ListAttribute[str] = ListAttribute(default=list)
+    support_access: MapAttribute[str, Any] = MapAttribute(null=True)
+    service_desk_name = UnicodeAttribute(null=True)
+    organization_name = UnicodeAttribute(null=True)
 
 
 class ContactCompanyIndex(GlobalSecondaryIndex["ContactItem"]):
@@ -55,8 +59,8 @@ class ContactItem(Model):
     name = UnicodeAttribute(null=True)
     company_id = UnicodeAttribute(null=True)
     console_user = BooleanAttribute(default=False)
-    groups = ListAttribute(of=UnicodeAttribute, default=list)
-    external_for = ListAttribute(of=UnicodeAttribute, default=list)
+    groups: ListAttribute[str] = ListAttribute(default=list)
+    external_for: ListAttribute[str] = ListAttribute(default=list)
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
 
@@ -89,7 +93,7 @@ class GrantItem(Model):
     via_company_id = UnicodeAttribute(null=True)
     jira_account_id = UnicodeAttribute(null=True)
     account_created = BooleanAttribute(default=False)
-    error = MapAttribute(null=True)  # type: ignore[var-annotated]
+    error: MapAttribute[str, Any] = MapAttribute(null=True)
     expires_at = UnicodeAttribute(null=True)
     lifecycle_id = UnicodeAttribute(null=True)
 
@@ -115,11 +119,11 @@ class ActivityItem(Model):
     id = UnicodeAttribute(range_key=True)  # ULID: sorts by time
     at = UnicodeAttribute()
     action = UnicodeAttribute()
-    actor = MapAttribute()  # type: ignore[var-annotated]
+    actor: MapAttribute[str, Any] = MapAttribute()
     contact_id = UnicodeAttribute(null=True)
     contact_email = UnicodeAttribute(null=True)
     project_contact = UnicodeAttribute(null=True)
-    detail = MapAttribute(default=dict)  # type: ignore[var-annotated]
+    detail: MapAttribute[str, Any] = MapAttribute(default=dict)
 
     contact_index = ActivityContactIndex()
 
@@ -133,6 +137,11 @@ class IdempotencyItem(Model):
     id = UnicodeAttribute(hash_key=True)
 
 
-ALL_TABLES: tuple[type[Model], ...] = (ProjectItem, ContactItem, GrantItem, ActivityItem,
-                                       IdempotencyItem)
+ALL_TABLES: tuple[type[Model], ...] = (
+    ProjectItem,
+    ContactItem,
+    GrantItem,
+    ActivityItem,
+    IdempotencyItem,
+)
 TTL_ATTRIBUTES: dict[type[Model], str] = {IdempotencyItem: "expiration"}

@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..aws import client
 from ..config import get_settings
 from ..domain.grant_steps import GrantJob
-from ..domain.models import Grant
+from ..domain.models import Grant, GrantStatus
 from ..errors import DependencyUnavailable
 from ..observability import logger
 
@@ -30,8 +30,10 @@ class StepFunctionsStarter:
         assert grant.lifecycle_id is not None
         try:
             response = client("stepfunctions").start_execution(
-                stateMachineArn=state_machine_arn, name=grant.lifecycle_id,
-                input=workflow_input(grant))
+                stateMachineArn=state_machine_arn,
+                name=grant.lifecycle_id,
+                input=workflow_input(grant),
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
                 # Same lifecycle already started (a duplicate start): nothing more to do.
@@ -40,12 +42,20 @@ class StepFunctionsStarter:
             raise DependencyUnavailable(f"Step Functions refused the start: {exc}") from exc
         except BotoCoreError as exc:
             raise DependencyUnavailable(f"Step Functions is unreachable: {exc}") from exc
-        logger.info("execution started", extra={"execution": grant.lifecycle_id,
-                                                "execution_arn": response["executionArn"]})
+        logger.info(
+            "execution started",
+            extra={"execution": grant.lifecycle_id, "execution_arn": response["executionArn"]},
+        )
 
-    def execution_status(self, state_machine_arn: str, name: str) -> str | None:
-        """RUNNING/SUCCEEDED/FAILED/... of a named execution, None when it never started."""
-        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    def execution_status(self, grant: Grant) -> str | None:
+        """RUNNING/SUCCEEDED/FAILED/… of the grant's current execution; None if never started."""
+        settings = get_settings()
+        machine = (
+            settings.activation_state_machine_arn
+            if grant.status is GrantStatus.ACTIVATION_PENDING
+            else settings.removal_state_machine_arn
+        )
+        arn = machine.replace(":stateMachine:", ":execution:") + f":{grant.lifecycle_id}"
         try:
             return str(client("stepfunctions").describe_execution(executionArn=arn)["status"])
         except ClientError as exc:

@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
 from ..config import get_settings
 from ..domain.grant_steps import GrantJob, GrantSteps
 from ..domain.models import GrantError
+from ..domain.sweeper import sweep_stalled_grants
 from ..errors import JiraRateLimited
 from ..events import EventBridgePublisher
 from ..jira import jsm_client
 from ..mail import SesMailer
 from ..observability import logger
 from ..store.repository import DynamoStore
+from .starter import StepFunctionsStarter
 
 BACKOFF_BASE_SECONDS = 2
 BACKOFF_CAP_SECONDS = 120
@@ -33,16 +36,21 @@ Task = Callable[[GrantSteps, GrantJob, dict[str, Any]], dict[str, Any] | None]
 @lru_cache(maxsize=1)
 def grant_steps() -> GrantSteps:
     settings = get_settings()
-    return GrantSteps(DynamoStore(), jsm_client(), SesMailer(), EventBridgePublisher(),
-                      portal_url=settings.portal_url)
+    return GrantSteps(
+        DynamoStore(),
+        jsm_client(),
+        SesMailer(),
+        EventBridgePublisher(),
+        portal_url=settings.portal_url,
+    )
 
 
 def throttle_wait_seconds(retry_after: int | None, attempt: int) -> int:
-    """Jira's `Retry-After` when given, else exponential backoff with full jitter (whole seconds)."""
+    """Jira's `Retry-After` when given, else exponential backoff with full jitter (seconds)."""
     if retry_after is not None:
         return max(0, retry_after)
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt))
-    return random.randint(1, ceiling)
+    return random.randint(1, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
 def failure_of(event: dict[str, Any]) -> GrantError:
@@ -95,3 +103,10 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     finally:
         logger.remove_keys(["execution", "step"])
     return result or {}
+
+
+def sweep() -> dict[str, Any]:
+    """The scheduled sweep of stalled grants (see `domain.sweeper`)."""
+    report = sweep_stalled_grants(DynamoStore(), StepFunctionsStarter(), EventBridgePublisher())
+    logger.info("stalled grants swept", extra={"sweep": asdict(report)})
+    return asdict(report)

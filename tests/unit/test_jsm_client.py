@@ -107,7 +107,9 @@ def test_create_customer_conflict_is_customer_exists(jsm: JsmClient) -> None:
     assert "already exists" in caught.value.message
 
 
-def test_create_customer_other_rejections_stay_rejections(jsm: JsmClient, emulator: JsmEmulator) -> None:
+def test_create_customer_other_rejections_stay_rejections(
+    jsm: JsmClient, emulator: JsmEmulator
+) -> None:
     # Given JSM refusing customer creation with a 400
     _fault(emulator, status=400)
 
@@ -312,7 +314,9 @@ def test_organization_membership_errors(jsm: JsmClient) -> None:
 # --- requests -----------------------------------------------------------------------------------
 
 
-def test_open_requests_of_the_organization_newest_first(jsm: JsmClient, emulator: JsmEmulator) -> None:
+def test_open_requests_of_the_organization_newest_first(
+    jsm: JsmClient, emulator: JsmEmulator
+) -> None:
     # Given an organization with open and closed requests, and a request of another organization
     organization = jsm.create_organization("Acme project")
     other = jsm.create_organization("Other project")
@@ -369,7 +373,6 @@ def test_open_requests_respects_the_limit(jsm: JsmClient, emulator: JsmEmulator)
     ],
 )
 def test_http_errors_map_to_jira_errors(
-    jsm: JsmClient,
     emulator: JsmEmulator,
     recorded: list[tuple[str, str, int | None, str]],
     status: int,
@@ -377,6 +380,7 @@ def test_http_errors_map_to_jira_errors(
     outcome: str,
 ) -> None:
     # Given JSM failing the next call with `status`
+    jsm = JsmClient(emulator.url, DEFAULT_EMAIL, DEFAULT_TOKEN)
     _fault(emulator, status=status)
 
     # When a desk is read
@@ -503,7 +507,9 @@ class _CannedSession(requests.Session):
         super().__init__()
         self._status, self._body, self._reason = status, body, reason
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         response = requests.Response()
         response.status_code = self._status
         response._content = self._body

@@ -15,7 +15,13 @@ SD = "/rest/servicedeskapi"
 INITIAL_STATE = {
     "customers": [],
     "service_desks": [
-        {"id": "1", "projectKey": "SUP", "projectName": "Support", "customers": [], "organizations": []}
+        {
+            "id": "1",
+            "projectKey": "SUP",
+            "projectName": "Support",
+            "customers": [],
+            "organizations": [],
+        }
     ],
     "organizations": [],
     "requests": [],
@@ -54,7 +60,9 @@ def api(emulator: JsmEmulator) -> Iterator[Api]:
 
 def _customer(api: Api, email: str, name: str = "Jane Doe") -> str:
     response = api(
-        "POST", f"{SD}/customer?strictConflictStatusCode=true", json={"email": email, "displayName": name}
+        "POST",
+        f"{SD}/customer?strictConflictStatusCode=true",
+        json={"email": email, "displayName": name},
     )
     assert response.status_code == 201
     return str(response.json()["accountId"])
@@ -69,14 +77,17 @@ def _organization(api: Api, name: str = "Acme project") -> str:
 def _assert_jsm_error(response: requests.Response, status: int) -> None:
     assert response.status_code == status
     body = response.json()
-    assert isinstance(body["errorMessage"], str) and body["errorMessage"]
+    assert isinstance(body["errorMessage"], str)
+    assert body["errorMessage"]
     assert set(body["i18nErrorMessage"]) == {"i18nKey", "parameters"}
 
 
 # --- auth ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("auth", [None, (DEFAULT_EMAIL, "wrong-token"), ("other@example.com", DEFAULT_TOKEN)])
+@pytest.mark.parametrize(
+    "auth", [None, (DEFAULT_EMAIL, "wrong-token"), ("other@example.com", DEFAULT_TOKEN)]
+)
 def test_jsm_paths_need_the_bots_basic_auth(
     emulator: JsmEmulator, auth: tuple[str, str] | None
 ) -> None:
@@ -144,11 +155,14 @@ def test_user_search_without_match_or_query(api: Api) -> None:
     missing = api("GET", "/rest/api/3/user/search")
 
     # Then the first is an empty list and the second a 400
-    assert unknown.status_code == 200 and unknown.json() == []
+    assert unknown.status_code == 200
+    assert unknown.json() == []
     _assert_jsm_error(missing, 400)
 
 
-def test_create_customer_returns_an_opaque_string_account_id(api: Api, emulator: JsmEmulator) -> None:
+def test_create_customer_returns_an_opaque_string_account_id(
+    api: Api, emulator: JsmEmulator
+) -> None:
     # Given a new email
     # When the customer is created
     response = api(
@@ -162,7 +176,11 @@ def test_create_customer_returns_an_opaque_string_account_id(api: Api, emulator:
     assert response.status_code == 201
     body = response.json()
     assert body["accountId"].startswith("qm:")
-    assert body == {"accountId": body["accountId"], "emailAddress": "new@acme.example", "displayName": "New Person"}
+    assert body == {
+        "accountId": body["accountId"],
+        "emailAddress": "new@acme.example",
+        "displayName": "New Person",
+    }
     assert emulator.state()["customers"] == [body]
 
 
@@ -174,7 +192,9 @@ def test_create_existing_customer_is_409_with_strict_flag_else_400(
     _customer(api, "jane@acme.example")
 
     # When the same email (other case) is created again
-    response = api("POST", f"{SD}/customer{query}", json={"email": "JANE@acme.example", "displayName": "J"})
+    response = api(
+        "POST", f"{SD}/customer{query}", json={"email": "JANE@acme.example", "displayName": "J"}
+    )
 
     # Then JSM refuses with 409 only when asked for strict conflict codes
     _assert_jsm_error(response, status)
@@ -201,7 +221,12 @@ def test_get_service_desk(api: Api) -> None:
 
     # Then the first is found with string ids, the second is a 404
     assert known.status_code == 200
-    assert known.json() == {"id": "1", "projectId": "10001", "projectKey": "SUP", "projectName": "Support"}
+    assert known.json() == {
+        "id": "1",
+        "projectId": "10001",
+        "projectKey": "SUP",
+        "projectName": "Support",
+    }
     _assert_jsm_error(unknown, 404)
 
 
@@ -299,7 +324,11 @@ def test_attach_organization_to_desk_is_idempotent(api: Api, emulator: JsmEmulat
 
     # When it is attached to desk 1 twice, with a JSON number as JSM expects
     responses = [
-        api("POST", f"{SD}/servicedesk/1/organization", json={"organizationId": int(organization_id)})
+        api(
+            "POST",
+            f"{SD}/servicedesk/1/organization",
+            json={"organizationId": int(organization_id)},
+        )
         for _ in range(2)
     ]
 
@@ -317,7 +346,9 @@ def test_attach_organization_errors(api: Api) -> None:
     unknown_desk = api(
         "POST", f"{SD}/servicedesk/99/organization", json={"organizationId": int(organization_id)}
     )
-    string_id = api("POST", f"{SD}/servicedesk/1/organization", json={"organizationId": organization_id})
+    string_id = api(
+        "POST", f"{SD}/servicedesk/1/organization", json={"organizationId": organization_id}
+    )
 
     # Then unknown ids are 404 and a string id is a 400
     _assert_jsm_error(unknown_org, 404)
@@ -379,7 +410,11 @@ def test_organization_users_are_paged(api: Api) -> None:
         "isLastPage": False,
     }
     assert [u["accountId"] for u in first["values"]] == ids[:2]
-    assert first["values"][0] == {"accountId": ids[0], "emailAddress": "user0@acme.example", "displayName": "User 0"}
+    assert first["values"][0] == {
+        "accountId": ids[0],
+        "emailAddress": "user0@acme.example",
+        "displayName": "User 0",
+    }
     assert (second["size"], second["start"], second["isLastPage"]) == (1, 2, True)
     assert [u["accountId"] for u in second["values"]] == ids[2:]
 
@@ -401,7 +436,12 @@ def test_organization_users_of_unknown_organization_or_bad_paging(api: Api) -> N
 
 
 def _seed_request(api: Api, **fields: Any) -> str:
-    body = {"service_desk_id": "1", "summary": "Printer on fire", "reporter_email": "rep@acme.example", **fields}
+    body = {
+        "service_desk_id": "1",
+        "summary": "Printer on fire",
+        "reporter_email": "rep@acme.example",
+        **fields,
+    }
     response = api("POST", "/_emulator/requests", json=body)
     assert response.status_code == 201
     return str(response.json()["issueKey"])
@@ -436,7 +476,9 @@ def test_requests_of_an_organization_newest_first(api: Api) -> None:
     assert [r["issueKey"] for r in page["values"]] == [newer, older] == ["SUP-4", "SUP-1"]
     first = page["values"][0]
     assert first["serviceDeskId"] == "1"
-    assert first["requestFieldValues"] == [{"fieldId": "summary", "label": "Summary", "value": "Newer"}]
+    assert first["requestFieldValues"] == [
+        {"fieldId": "summary", "label": "Summary", "value": "Newer"}
+    ]
     assert first["currentStatus"] == {"status": "Open", "statusCategory": "NEW"}
     assert first["reporter"]["emailAddress"] == "rep@acme.example"
     assert set(first["createdDate"]) == {"iso8601", "friendly", "epochMillis"}
@@ -445,9 +487,15 @@ def test_requests_of_an_organization_newest_first(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("request_status", "expected"),
-    [("CLOSED_REQUESTS", ["SUP-2"]), ("ALL_REQUESTS", ["SUP-2", "SUP-1"]), (None, ["SUP-2", "SUP-1"])],
+    [
+        ("CLOSED_REQUESTS", ["SUP-2"]),
+        ("ALL_REQUESTS", ["SUP-2", "SUP-1"]),
+        (None, ["SUP-2", "SUP-1"]),
+    ],
 )
-def test_requests_filter_by_status(api: Api, request_status: str | None, expected: list[str]) -> None:
+def test_requests_filter_by_status(
+    api: Api, request_status: str | None, expected: list[str]
+) -> None:
     # Given one open and one closed request
     _seed_request(api)
     _seed_request(api, status="closed")
@@ -459,7 +507,10 @@ def test_requests_filter_by_status(api: Api, request_status: str | None, expecte
     # Then the filter applies
     assert [r["issueKey"] for r in response.json()["values"]] == expected
     if request_status == "CLOSED_REQUESTS":
-        assert response.json()["values"][0]["currentStatus"] == {"status": "Closed", "statusCategory": "DONE"}
+        assert response.json()["values"][0]["currentStatus"] == {
+            "status": "Closed",
+            "statusCategory": "DONE",
+        }
 
 
 @pytest.mark.parametrize(
@@ -485,7 +536,12 @@ def test_requests_errors(api: Api, params: dict[str, str], status: int) -> None:
 
 def test_malformed_json_body_is_400(api: Api) -> None:
     # Given / When a body that is not JSON, or not an object, is sent
-    broken = api("POST", f"{SD}/organization", data=b"{not json", headers={"Content-Type": "application/json"})
+    broken = api(
+        "POST",
+        f"{SD}/organization",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     not_object = api("POST", f"{SD}/organization", json=["Acme"])
 
     # Then both are 400
@@ -510,7 +566,9 @@ def test_seeded_requests_use_the_desks_project_key_and_create_the_reporter(
     api: Api, emulator: JsmEmulator
 ) -> None:
     # Given a second service desk
-    created = api("POST", "/_emulator/service-desks", json={"projectKey": "OPS", "projectName": "Operations"})
+    created = api(
+        "POST", "/_emulator/service-desks", json={"projectKey": "OPS", "projectName": "Operations"}
+    )
     desk_id = created.json()["id"]
 
     # When requests are seeded on both desks
@@ -539,20 +597,37 @@ def test_control_api_validates_its_input(api: Api) -> None:
     # Given / When seeding with bad bodies, unknown ids or a taken project key
     missing = api("POST", "/_emulator/requests", json={"service_desk_id": "1"})
     unknown_desk = api(
-        "POST", "/_emulator/requests",
+        "POST",
+        "/_emulator/requests",
         json={"service_desk_id": "9", "summary": "s", "reporter_email": "r@acme.example"},
     )
     unknown_org = api(
-        "POST", "/_emulator/requests",
-        json={"service_desk_id": "1", "organization_id": "9", "summary": "s", "reporter_email": "r@acme.example"},
+        "POST",
+        "/_emulator/requests",
+        json={
+            "service_desk_id": "1",
+            "organization_id": "9",
+            "summary": "s",
+            "reporter_email": "r@acme.example",
+        },
     )
-    taken_key = api("POST", "/_emulator/service-desks", json={"projectKey": "SUP", "projectName": "Again"})
+    taken_key = api(
+        "POST", "/_emulator/service-desks", json={"projectKey": "SUP", "projectName": "Again"}
+    )
     bad_desk = api("POST", "/_emulator/service-desks", json={"projectKey": "OPS"})
     unknown_control = api("GET", "/_emulator/nothing")
 
     # Then each is refused
-    assert [r.status_code for r in (missing, unknown_desk, unknown_org, taken_key, bad_desk, unknown_control)] == [
-        400, 404, 404, 409, 400, 404,
+    assert [
+        r.status_code
+        for r in (missing, unknown_desk, unknown_org, taken_key, bad_desk, unknown_control)
+    ] == [
+        400,
+        404,
+        404,
+        409,
+        400,
+        404,
     ]
 
 
@@ -602,7 +677,11 @@ def test_fault_with_status_and_times_then_normal_answers(api: Api, emulator: Jsm
     set_faults = api(
         "POST",
         "/_emulator/faults",
-        json={"rules": [{"method": "GET", "path_regex": r"/servicedesk/\d+$", "status": 503, "times": 2}]},
+        json={
+            "rules": [
+                {"method": "GET", "path_regex": r"/servicedesk/\d+$", "status": 503, "times": 2}
+            ]
+        },
     )
 
     # When the desk is read three times, and an unmatched path once
@@ -621,11 +700,24 @@ def test_fault_body_and_retry_after_header(api: Api) -> None:
     api(
         "POST",
         "/_emulator/faults",
-        json={"rules": [{"method": "*", "path_regex": "organization", "status": 429, "times": None, "retry_after": 7}]},
+        json={
+            "rules": [
+                {
+                    "method": "*",
+                    "path_regex": "organization",
+                    "status": 429,
+                    "times": None,
+                    "retry_after": 7,
+                }
+            ]
+        },
     )
 
     # When two calls hit it
-    responses = [api("GET", f"{SD}/organization/1"), api("POST", f"{SD}/organization", json={"name": "A"})]
+    responses = [
+        api("GET", f"{SD}/organization/1"),
+        api("POST", f"{SD}/organization", json={"name": "A"}),
+    ]
 
     # Then both are 429 with Retry-After and X-RateLimit-* headers
     for response in responses:
@@ -637,7 +729,11 @@ def test_fault_body_and_retry_after_header(api: Api) -> None:
 
 def test_fault_method_must_match(api: Api) -> None:
     # Given a rule for DELETE only
-    api("POST", "/_emulator/faults", json={"rules": [{"method": "DELETE", "path_regex": "servicedesk", "status": 500}]})
+    api(
+        "POST",
+        "/_emulator/faults",
+        json={"rules": [{"method": "DELETE", "path_regex": "servicedesk", "status": 500}]},
+    )
 
     # When the desk is read with GET
     response = api("GET", f"{SD}/servicedesk/1")
@@ -646,9 +742,21 @@ def test_fault_method_must_match(api: Api) -> None:
     assert response.status_code == 200
 
 
-def test_fault_without_status_answers_normally_after_the_delay(api: Api, emulator: JsmEmulator) -> None:
+def test_fault_without_status_answers_normally_after_the_delay(
+    api: Api, emulator: JsmEmulator
+) -> None:
     # Given a 150 ms delay on desk reads, once
-    emulator.set_faults([{"method": "GET", "path_regex": "servicedesk/1$", "status": None, "times": 1, "delay_ms": 150}])
+    emulator.set_faults(
+        [
+            {
+                "method": "GET",
+                "path_regex": "servicedesk/1$",
+                "status": None,
+                "times": 1,
+                "delay_ms": 150,
+            }
+        ]
+    )
 
     # When the desk is read twice
     started = time.perf_counter()
@@ -659,7 +767,8 @@ def test_fault_without_status_answers_normally_after_the_delay(api: Api, emulato
     normal_s = time.perf_counter() - started
 
     # Then the first answer is normal but late, the second immediate
-    assert delayed.status_code == 200 and delayed.json()["projectKey"] == "SUP"
+    assert delayed.status_code == 200
+    assert delayed.json()["projectKey"] == "SUP"
     assert delayed_s >= 0.15
     assert normal_s < 0.15
 
@@ -681,7 +790,11 @@ def test_rate_limit_answers_429_beyond_n_per_second(api: Api) -> None:
 
 def test_clearing_faults_removes_rules_and_rate_limit(api: Api) -> None:
     # Given a failing rule and a rate limit
-    api("POST", "/_emulator/faults", json={"rules": [{"path_regex": ".", "status": 500}], "rate_limit_per_second": 1})
+    api(
+        "POST",
+        "/_emulator/faults",
+        json={"rules": [{"path_regex": ".", "status": 500}], "rate_limit_per_second": 1},
+    )
 
     # When the fault set is replaced by an empty one
     api("POST", "/_emulator/faults", json={"rules": []})
@@ -716,7 +829,9 @@ def test_quiet_standalone_server_on_a_free_port() -> None:
     try:
         # When called with those credentials
         url = other.url
-        response = requests.get(f"{url}{SD}/servicedesk/1", auth=("bot@corp.example", "t0k3n"), timeout=5)
+        response = requests.get(
+            f"{url}{SD}/servicedesk/1", auth=("bot@corp.example", "t0k3n"), timeout=5
+        )
     finally:
         other.stop()
 

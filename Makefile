@@ -1,0 +1,51 @@
+# The two commands a newcomer needs are `make run` and `make test`; the rest are for the team.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STAGE ?= dev
+ARGS ?=
+
+.PHONY: run test lint format unit bench token synth deploy openapi clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP) ## Start the whole stack locally (API :8000, AWS :5000, JSM :8081, mailbox :8025)
+	$(BIN)/python -m local
+
+test: $(STAMP) lint ## Lint, type-check and run every test
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: $(STAMP) ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app.py chalicelib local infra
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+token: $(STAMP) ## Print a dev JWT: make token ARGS="--sub u1 --email a@acme.example --company acme --roles project_manager"
+	@$(BIN)/python -m local.token $(ARGS)
+
+openapi: $(STAMP) ## Regenerate the committed openapi.json
+	$(BIN)/python -c "import json, app; from chalicelib.api.openapi import document; print(json.dumps(document(), indent=2))" > openapi.json
+
+bench: $(STAMP) ## Measure the figures the issues ask for
+	$(BIN)/python -m bench
+
+synth: $(STAMP) ## Package the app + infra into infra/out/template.json (offline)
+	$(BIN)/python -m infra.synth --stage $(STAGE)
+
+deploy: synth ## Deploy to the AWS account in your environment: make deploy STAGE=prod
+	$(BIN)/python -m infra.deploy --stage $(STAGE)
+
+clean:
+	rm -rf $(VENV) infra/out .pytest_cache .mypy_cache .ruff_cache

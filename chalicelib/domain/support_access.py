@@ -1,0 +1,96 @@
+"""The vendor support-access switch of a project (seed 003, SPEC §1 rule 8)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import Conflict, FieldError, NotFound, StaleState, ValidationFailed
+from . import activity
+from .authorization import ensure_may_change_support_access, ensure_member
+from .models import Principal, Project, SupportAccess, iso, utc_now
+from .ports import EventPublisher, Mailer, Store
+
+CONFIRMATION_WORD = "Support"
+
+
+class SupportAccessService:
+    def __init__(
+        self, store: Store, mailer: Mailer, events: EventPublisher, support_team_email: str
+    ) -> None:
+        self._store = store
+        self._mailer = mailer
+        self._events = events
+        self._support_team_email = support_team_email
+
+    def get(self, principal: Principal, project_id: str) -> SupportAccess:
+        project = self._project(project_id)
+        ensure_member(principal, project)
+        return project.support_access
+
+    def change(
+        self,
+        principal: Principal,
+        project_id: str,
+        enabled: bool,
+        reason: str | None,
+        confirmation: str,
+    ) -> SupportAccess:
+        """Enable (with a reason) or disable, confirmed by the exact word `Support`.
+
+        Repeating the current state changes nothing and sends nothing. The support team is
+        emailed before the change is stored, so a change is never recorded without its email.
+        """
+        project = self._project(project_id)
+        ensure_may_change_support_access(principal, project)
+        errors = []
+        if confirmation != CONFIRMATION_WORD:
+            errors.append(
+                FieldError("confirmation", f'type exactly "{CONFIRMATION_WORD}" to confirm')
+            )
+        if enabled and not (reason or "").strip():
+            errors.append(FieldError("reason", "say why you need support"))
+        if errors:
+            raise ValidationFailed("the support access change is not confirmed", errors)
+        current = project.support_access
+        if current.enabled == enabled:
+            return current
+
+        changed = SupportAccess(
+            enabled=enabled,
+            reason=reason if enabled else None,
+            changed_by=principal.email,
+            changed_at=iso(utc_now()),
+        )
+        updated = replace(project, support_access=changed)
+        self._mailer.send_support_access_changed(self._support_team_email, updated, principal.email)
+        uow = self._store.unit_of_work()
+        uow.change_support_access(project_id, changed, expected_enabled=current.enabled)
+        uow.append(
+            activity.entry(
+                project_id,
+                "support_access.enabled" if enabled else "support_access.disabled",
+                principal.as_actor(),
+                detail={"reason": changed.reason},
+            )
+        )
+        try:
+            uow.commit()
+        except StaleState as exc:
+            raise Conflict("support access was changed meanwhile; reload and retry") from exc
+        self._events.publish(
+            "SupportAccessChanged",
+            {
+                "project_id": project_id,
+                "enabled": enabled,
+                "reason": changed.reason,
+                "changed_by": principal.email,
+                "changed_at": changed.changed_at,
+            },
+        )
+        return changed
+
+    def _project(self, project_id: str) -> Project:
+        project = self._store.get_project(project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} does not exist")
+        return project
