@@ -10,6 +10,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "helpdesk-access"
 
@@ -45,13 +46,15 @@ def record_jira_call(method: str, path: str, status: int | None, outcome: str, m
             }
         },
     )
-    with single_metric(
-        name="JiraCalls",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=metrics.namespace,
-        default_dimensions={"outcome": outcome},
-    ):
-        pass
+    # `single_metric` prints its EMF line even with POWERTOOLS_METRICS_DISABLED (the local stack).
+    if not is_metrics_disabled():
+        with single_metric(
+            name="JiraCalls",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=metrics.namespace,
+            default_dimensions={"outcome": outcome},
+        ):
+            pass
     if outcome == "throttled":
         count("JiraThrottled")

@@ -128,7 +128,7 @@ def password_reset(call: Call, project_id: str, contact_id: str) -> Result:
     who="project_manager, supervisor",
     response=GrantResponse,
     status=202,
-    errors=(400, 401, 403, 404, 409, 503),
+    errors=(400, 401, 403, 404, 409, 422, 503),
 )
 def retry_grant(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().retry(call.user, project_id, contact_id))

@@ -153,7 +153,7 @@ class GrantSteps:
             return {"left": False, "shared_with": []}
         sharing = [
             g.project_id
-            for g in self._store.grants_of_contact(job.contact_id)
+            for g in self._grants_of_contact(job.contact_id)
             if g.project_id != job.project_id
             and g.service_desk_id == job.service_desk_id
             and g.status in HOLDS_SERVICE_DESK
@@ -191,14 +191,10 @@ class GrantSteps:
         contact = self._store.get_contact(grant.contact_id)
         if company is None or contact is None or company not in contact.external_for:
             return False
-        if any(
-            g.via_company_id == company for g in self._store.grants_of_contact(grant.contact_id)
-        ):
+        if any(g.via_company_id == company for g in self._grants_of_contact(grant.contact_id)):
             return False
         uow = self._store.unit_of_work()
-        uow.unlink_external(
-            contact.contact_id, company, [c for c in contact.external_for if c != company]
-        )
+        uow.unlink_external(contact.contact_id, company)
         uow.append(
             activity.entry(
                 grant.project_id,
@@ -257,6 +253,16 @@ class GrantSteps:
         if grant is None or grant.lifecycle_id != job.lifecycle_id:
             return None
         return grant
+
+    def _grants_of_contact(self, contact_id: str) -> list[Grant]:
+        """The contact's grants as they are now.
+
+        The contact index is eventually consistent: it may still list a grant just deleted, or an
+        older status of one (two removals running at once), so each listed grant is read again.
+        """
+        listed = self._store.grants_of_contact(contact_id)
+        current = (self._store.get_grant(g.project_id, g.contact_id) for g in listed)
+        return [g for g in current if g is not None]
 
     @staticmethod
     def _account(job: GrantJob) -> str:

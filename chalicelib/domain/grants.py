@@ -200,6 +200,9 @@ class GrantService:
         target = retry_target(grant.status)
         if target is None:
             raise Conflict(f"only a failed grant can be retried (this one is {grant.status.value})")
+        if target is GrantStatus.ACTIVATION_PENDING:
+            # Retrying an activation grants access again: rule 7 holds as when adding it.
+            ensure_domain_allowed(project, grant.email, "email")
         return _view(project, self._begin(principal, grant, target))
 
     def send_password_reset(

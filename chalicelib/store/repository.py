@@ -81,7 +81,7 @@ def _contact(item: ContactItem) -> Contact:
         company_id=item.company_id,
         console_user=bool(item.console_user),
         groups=list(item.groups or []),
-        external_for=list(item.external_for or []),
+        external_for=sorted(item.external_for or []),
         status=ContactStatus(item.status or ContactStatus.ACTIVE),
     )
 
@@ -89,6 +89,7 @@ def _contact(item: ContactItem) -> Contact:
 def _contact_item(contact: Contact) -> ContactItem:
     data = asdict(contact)
     data["status"] = contact.status.value
+    data["external_for"] = set(contact.external_for) or None  # DynamoDB has no empty sets
     return ContactItem(**data)
 
 
@@ -208,20 +209,18 @@ class DynamoUnitOfWork:
         self._ops.append(
             lambda t: t.update(
                 item,
-                actions=[
-                    ContactItem.external_for.set(ContactItem.external_for.append([company_id]))
-                ],
+                actions=[ContactItem.external_for.add({company_id})],
                 condition=ContactItem.contact_id.exists()
                 & ~ContactItem.external_for.contains(company_id),
             )
         )
 
-    def unlink_external(self, contact_id: str, company_id: str, remaining: list[str]) -> None:
+    def unlink_external(self, contact_id: str, company_id: str) -> None:
         item = ContactItem(contact_id=contact_id)
         self._ops.append(
             lambda t: t.update(
                 item,
-                actions=[ContactItem.external_for.set(remaining)],
+                actions=[ContactItem.external_for.delete({company_id})],
                 condition=ContactItem.external_for.contains(company_id),
             )
         )

@@ -9,6 +9,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -60,7 +61,9 @@ class ContactItem(Model):
     company_id = UnicodeAttribute(null=True)
     console_user = BooleanAttribute(default=False)
     groups: ListAttribute[str] = ListAttribute(default=list)
-    external_for: ListAttribute[str] = ListAttribute(default=list)
+    # A string set, so link and unlink are atomic ADD/DELETE actions that never lose a
+    # concurrent change to another company's link.
+    external_for = UnicodeSetAttribute(null=True)
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
 

@@ -1,0 +1,297 @@
+"""`make synth`: the deployable CloudFormation template and Lambda zip in `infra/out/`, offline.
+
+1. Vendor the runtime dependencies for Lambda (manylinux2014 x86_64, CPython 3.11) with
+   `pip install --no-deps`, at exactly the versions installed in this venv (the ones the tests
+   ran against), leaving out what the Lambda runtime already has (boto3, botocore, s3transfer):
+   PynamoDB and the X-Ray SDK would otherwise pull botocore and make the zip ~18 MB.
+2. Stage a copy of the project with that `vendor/`, an empty `requirements.txt` (so Chalice
+   downloads nothing) and the base role policy, then run
+   `chalice package --pkg-format cloudformation --merge-template <infra.template> ...`.
+3. Check the result (every patched resource exists) and write `infra/out/template.json`,
+   `infra/out/deployment.zip` and `infra/out/synth.json` (what was built, for `infra.deploy`).
+
+Pip needs the wheels once (PyPI, or `PIP_FIND_LINKS` / `PIP_NO_INDEX=1` with a wheelhouse);
+the vendored tree is reused while the pins do not change, so later runs need no network.
+`--template-only` skips vendoring: the template is complete but the zip is not deployable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata as metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from . import access, template
+from .functions import app_functions
+from .resources import ROOT
+
+OUT = ROOT / "infra" / "out"
+PLATFORM = "manylinux2014_x86_64"  # Amazon Linux 2 (glibc 2.26) runs manylinux2014 wheels
+PYTHON_VERSION = "3.11"
+# Already in the Lambda Python runtime; vendoring botocore alone would add ~13 MB.
+PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+MARKER_ENVIRONMENT = {
+    "python_version": PYTHON_VERSION,
+    "python_full_version": f"{PYTHON_VERSION}.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+}
+MAX_ZIP_BYTES = 15 * 1024 * 1024
+APP_FILES = ("app.py", "chalicelib")
+
+
+@dataclass
+class SynthResult:
+    stage: str
+    template_only: bool
+    template: str
+    package: str | None
+    package_bytes: int
+    vendored: list[str]
+    seconds: float
+
+
+# --- vendoring ------------------------------------------------------------------------------
+
+
+def _applies(requirement: Requirement, extras: set[str]) -> bool:
+    if requirement.marker is None:
+        return True
+    return any(
+        Marker(str(requirement.marker)).evaluate({**MARKER_ENVIRONMENT, "extra": extra})
+        for extra in extras | {""}
+    )
+
+
+def runtime_pins(requirements_file: Path = ROOT / "requirements.txt") -> list[str]:
+    """`name==version` of every runtime dependency (transitively), as installed in this venv."""
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    queue: list[Requirement] = []
+    for line in requirements_file.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            queue.append(Requirement(line))
+    while queue:
+        requirement = queue.pop()
+        name = canonicalize_name(requirement.name)
+        extras = frozenset(requirement.extras)
+        if name in PROVIDED_BY_RUNTIME or (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise SystemExit(f"{name} is not installed in this venv: run `make` first") from None
+        if requirement.specifier and version not in requirement.specifier:
+            raise SystemExit(f"{name} {version} is installed but {requirement} is required")
+        pins[name] = version
+        for raw in metadata.requires(name) or []:
+            child = Requirement(raw)
+            if _applies(child, set(extras)):
+                queue.append(child)
+    return sorted(f"{name}=={version}" for name, version in pins.items())
+
+
+def vendor(pins: list[str], target: Path) -> None:
+    """Install `pins` for Lambda into `target` (reused while the pins are the same)."""
+    stamp = target / ".pins"
+    wanted = "\n".join(pins)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--platform",
+        PLATFORM,
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        *pins,
+    ]
+    subprocess.run(command, check=True)  # noqa: S603 - our own interpreter, pinned arguments
+    for junk in (target / "bin",):
+        shutil.rmtree(junk, ignore_errors=True)
+    for cache in list(target.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+    extensions = [p.name for p in target.rglob("*.so")]
+    wrong = [name for name in extensions if "x86_64-linux-gnu" not in name and "abi3" not in name]
+    if wrong:
+        raise SystemExit(f"vendored extensions are not for Linux x86_64: {wrong}")
+    if not any(name.startswith("_pydantic_core.cpython-311-x86_64-linux-gnu") for name in extensions):
+        raise SystemExit("pydantic-core was not vendored as a CPython 3.11 Linux wheel")
+    stamp.write_text(wanted)
+
+
+# --- staging and packaging ------------------------------------------------------------------
+
+
+def stage_project(stage: str, build: Path, vendor_dir: Path | None) -> None:
+    """A copy of the app as Chalice should package it for `stage`."""
+    for name in APP_FILES:
+        target = build / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+    chalice_dir = build / ".chalice"
+    if chalice_dir.exists():
+        shutil.rmtree(chalice_dir)
+    chalice_dir.mkdir(parents=True)
+    shutil.copy2(ROOT / ".chalice" / "config.json", chalice_dir / "config.json")
+    # autogen_policy is false: each function's role gets this inline policy, the rest of its
+    # permissions come from infra/access.py as separate AWS::IAM::Policy resources.
+    (chalice_dir / f"policy-{stage}.json").write_text(
+        json.dumps(access.base_role_policy(), indent=2)
+    )
+    (build / "requirements.txt").write_text(
+        "# Vendored by infra/synth.py (vendor/): Chalice must not resolve botocore again.\n"
+    )
+    link = build / "vendor"
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    if vendor_dir is not None:
+        link.symlink_to(vendor_dir.resolve(), target_is_directory=True)
+
+
+def chalice_package(build: Path, stage: str, merge_template: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "eu-west-1"))
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from chalice.cli import main; sys.exit(main())",
+        "--project-dir",
+        str(build),
+        "package",
+        "--pkg-format",
+        "cloudformation",
+        "--stage",
+        stage,
+        "--merge-template",
+        str(merge_template),
+        str(out),
+    ]
+    subprocess.run(command, check=True, env=env, cwd=build)  # noqa: S603 - fixed command
+
+
+def check_merged(merged: dict[str, object], extra: dict[str, object]) -> None:
+    """Every resource we patched must be one Chalice generated (else it has no `Type`)."""
+    resources = merged["Resources"]
+    assert isinstance(resources, dict)
+    extra_resources = extra["Resources"]
+    assert isinstance(extra_resources, dict)
+    untyped = [rid for rid, body in resources.items() if "Type" not in body]
+    if untyped:
+        raise SystemExit(
+            f"the merge template patches resources Chalice did not generate: {sorted(untyped)}"
+        )
+
+
+def synth(stage: str, *, template_only: bool = False, out: Path = OUT) -> SynthResult:
+    """Build `out/template.json` (and, unless `template_only`, `out/deployment.zip`)."""
+    started = time.perf_counter()
+    stages = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    if stage not in stages:
+        raise SystemExit(f"stage {stage!r} is not in .chalice/config.json")
+    out.mkdir(parents=True, exist_ok=True)
+    build = out / "build" / stage
+    build.mkdir(parents=True, exist_ok=True)
+
+    pins: list[str] = []
+    vendor_dir: Path | None = None
+    if not template_only:
+        pins = runtime_pins()
+        digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
+        vendor_dir = out / "vendor" / f"{PLATFORM}-cp311-{digest}"
+        vendor(pins, vendor_dir)
+    stage_project(stage, build, vendor_dir)
+
+    extra = template.build(stage, app_functions(stage))
+    merge_file = out / f"merge-{stage}.json"
+    merge_file.write_text(json.dumps(extra, indent=2, sort_keys=True))
+    packaged = out / "package" / stage
+    chalice_package(build, stage, merge_file, packaged)
+
+    merged = json.loads((packaged / "sam.json").read_text())
+    check_merged(merged, extra)
+    template_file = out / "template.json"
+    template_file.write_text(json.dumps(merged, indent=2))
+    zip_file = out / "deployment.zip"
+    zip_file.unlink(missing_ok=True)
+    package: Path | None = None
+    size = (packaged / "deployment.zip").stat().st_size
+    if not template_only:
+        shutil.move(packaged / "deployment.zip", zip_file)
+        package = zip_file
+        if size > MAX_ZIP_BYTES:
+            raise SystemExit(f"the deployment package is {size / 2**20:.1f} MiB (> 15 MiB)")
+    shutil.rmtree(packaged)
+    result = SynthResult(
+        stage=stage,
+        template_only=template_only,
+        template=str(template_file),
+        package=str(package) if package else None,
+        package_bytes=size,
+        vendored=pins,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    (out / "synth.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev", choices=sorted(template.STAGES))
+    parser.add_argument(
+        "--template-only",
+        action="store_true",
+        help="skip vendoring: a complete template, but no deployable zip",
+    )
+    args = parser.parse_args(argv)
+    result = synth(args.stage, template_only=args.template_only)
+    print(f"template  {result.template}")  # noqa: T201
+    if result.package:
+        print(f"package   {result.package} ({result.package_bytes / 2**20:.2f} MiB)")  # noqa: T201
+    print(f"synth     {result.seconds:.1f} s, stage {result.stage}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the domain's ports, with the semantics of the real adapters."""

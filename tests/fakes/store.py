@@ -1,0 +1,392 @@
+"""`InMemoryStore`: the domain's `Store` and `UnitOfWork` with `DynamoStore`'s semantics, in memory.
+
+Mirrors `chalicelib.store.repository`: every write of a unit of work is conditional exactly like
+its DynamoDB counterpart (grant transitions per `ALLOWED_FROM`, the `expected_lifecycle` guard,
+email claims keeping contact emails unique, append-only activity), and a commit first checks every
+condition, then applies every write, or raises `StaleState` and applies nothing. Reads hand out
+copies, so a caller mutating what it read never changes the store behind the store's back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from chalicelib.domain.grant_lifecycle import ALLOWED_FROM, PENDING
+from chalicelib.domain.models import (
+    ActivityEntry,
+    Contact,
+    ContactStatus,
+    Grant,
+    GrantError,
+    GrantStatus,
+    Project,
+    SupportAccess,
+    iso,
+    utc_now,
+)
+from chalicelib.domain.ports import Page
+from chalicelib.errors import MalformedRequest, StaleState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """Everything the store holds, as plain values: equal states mean nothing was written."""
+
+    projects: dict[str, Project]
+    contacts: dict[str, Contact]
+    email_claims: dict[str, str]
+    grants: dict[tuple[str, str], Grant]
+    activity: dict[tuple[str, str], ActivityEntry]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One write of a transaction: the item it touches, its condition and its effect."""
+
+    item: Hashable
+    condition: Callable[[], bool]
+    apply: Callable[[], object]
+
+
+def _always() -> bool:
+    return True
+
+
+def _claim_key(email: str) -> str:
+    return email.lower()
+
+
+def _encode_cursor(key: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None, field: str) -> str | None:
+    """The key a cursor resumes after; MalformedRequest for one this store did not issue."""
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error) as exc:
+        raise MalformedRequest("cursor is not one this API returned") from exc
+    if not isinstance(key, dict) or not isinstance(key.get(field), str):
+        raise MalformedRequest("cursor is not one this API returned")
+    return str(key[field])
+
+
+def _page(items: list[T], limit: int, cursor_of: Callable[[T], dict[str, str]]) -> Page[T]:
+    """The first `limit` items, with a cursor only when more remain."""
+    shown = items[:limit]
+    more = len(items) > limit
+    return Page(items=shown, next_cursor=_encode_cursor(cursor_of(shown[-1])) if more else None)
+
+
+class InMemoryUnitOfWork:
+    """Collects conditional writes and commits them atomically against an `InMemoryStore`."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._writes: list[_Write] = []
+
+    def create_contact(self, contact: Contact) -> None:
+        new = copy.deepcopy(contact)
+        claim = _claim_key(contact.email)
+        contacts, claims = self._store._contacts, self._store._email_claims
+        self._add(
+            ("contact", new.contact_id),
+            lambda: new.contact_id not in contacts,
+            lambda: contacts.__setitem__(new.contact_id, new),
+        )
+        self._add(
+            ("claim", claim),
+            lambda: claim not in claims,
+            lambda: claims.__setitem__(claim, new.contact_id),
+        )
+
+    def put_contact(self, contact: Contact, previous_email: str | None) -> None:
+        """Directory sync: upsert, moving the email claim when the address changed."""
+        new = copy.deepcopy(contact)
+        contacts, claims = self._store._contacts, self._store._email_claims
+        self._add(
+            ("contact", new.contact_id), _always, lambda: contacts.__setitem__(new.contact_id, new)
+        )
+        if previous_email != contact.email:
+            claim = _claim_key(contact.email)
+            self._add(
+                ("claim", claim),
+                lambda: claims.get(claim, new.contact_id) == new.contact_id,
+                lambda: claims.__setitem__(claim, new.contact_id),
+            )
+            if previous_email:
+                old = _claim_key(previous_email)
+                self._add(("claim", old), _always, lambda: claims.pop(old, None))
+
+    def put_project(self, project: Project) -> None:
+        new = copy.deepcopy(project)
+        projects = self._store._projects
+        self._add(
+            ("project", new.project_id), _always, lambda: projects.__setitem__(new.project_id, new)
+        )
+
+    def change_support_access(
+        self, project_id: str, access: SupportAccess, *, expected_enabled: bool
+    ) -> None:
+        projects = self._store._projects
+        new = copy.deepcopy(access)
+
+        def unchanged() -> bool:
+            project = projects.get(project_id)
+            return project is not None and project.support_access.enabled == expected_enabled
+
+        def apply() -> None:
+            projects[project_id] = replace(projects[project_id], support_access=new)
+
+        self._add(("project", project_id), unchanged, apply)
+
+    def link_external(self, contact_id: str, company_id: str) -> None:
+        contacts = self._store._contacts
+
+        def unlinked() -> bool:
+            contact = contacts.get(contact_id)
+            return contact is not None and company_id not in contact.external_for
+
+        def apply() -> None:
+            contact = contacts[contact_id]
+            contacts[contact_id] = replace(
+                contact, external_for=[*contact.external_for, company_id]
+            )
+
+        self._add(("contact", contact_id), unlinked, apply)
+
+    def unlink_external(self, contact_id: str, company_id: str) -> None:
+        contacts = self._store._contacts
+
+        def linked() -> bool:
+            contact = contacts.get(contact_id)
+            return contact is not None and company_id in contact.external_for
+
+        def apply() -> None:
+            contact = contacts[contact_id]
+            rest = [c for c in contact.external_for if c != company_id]
+            contacts[contact_id] = replace(contact, external_for=rest)
+
+        self._add(("contact", contact_id), linked, apply)
+
+    def create_grant(self, grant: Grant) -> None:
+        new = copy.deepcopy(grant)
+        key = (grant.project_id, grant.contact_id)
+        grants = self._store._grants
+        self._add(("grant", key), lambda: key not in grants, lambda: grants.__setitem__(key, new))
+
+    def transition_grant(
+        self,
+        grant: Grant,
+        target: GrantStatus,
+        *,
+        expected_lifecycle: str | None = None,
+        lifecycle_id: str | None = None,
+        jira_account_id: str | None = None,
+        account_created: bool | None = None,
+        error: GrantError | None = None,
+    ) -> None:
+        key = (grant.project_id, grant.contact_id)
+        grants = self._store._grants
+        stored_error = copy.deepcopy(error)
+
+        def allowed() -> bool:
+            current = grants.get(key)
+            return (
+                current is not None
+                and current.status in ALLOWED_FROM[target]
+                and (expected_lifecycle is None or current.lifecycle_id == expected_lifecycle)
+            )
+
+        def apply() -> None:
+            current = grants[key]
+            changes: dict[str, Any] = {
+                "status": target,
+                "updated_at": iso(utc_now()),
+                "error": stored_error,
+            }
+            if lifecycle_id is not None:
+                changes["lifecycle_id"] = lifecycle_id
+            if jira_account_id is not None:
+                changes["jira_account_id"] = jira_account_id
+            if account_created is not None:
+                changes["account_created"] = account_created
+            grants[key] = replace(current, **changes)
+
+        self._add(("grant", key), allowed, apply)
+
+    def delete_grant(self, grant: Grant, *, expected_lifecycle: str | None) -> None:
+        key = (grant.project_id, grant.contact_id)
+        grants = self._store._grants
+
+        def removable() -> bool:
+            current = grants.get(key)
+            return (
+                current is not None
+                and current.status is GrantStatus.DELETION_PENDING
+                and (expected_lifecycle is None or current.lifecycle_id == expected_lifecycle)
+            )
+
+        self._add(("grant", key), removable, lambda: grants.pop(key))
+
+    def append(self, entry: ActivityEntry) -> None:
+        key = (entry.project_id, entry.id)
+        activity = self._store._activity
+        new = copy.deepcopy(entry)
+        self._add(
+            ("activity", key), lambda: key not in activity, lambda: activity.__setitem__(key, new)
+        )
+
+    def commit(self) -> None:
+        writes, self._writes = self._writes, []
+        if not writes:
+            return
+        items = [w.item for w in writes]
+        if len(set(items)) != len(items):
+            # DynamoDB refuses (ValidationException) a transaction touching one item twice.
+            raise ValueError(f"a transaction may write each item once: {items}")
+        with self._store._lock:
+            if not all(w.condition() for w in writes):
+                raise StaleState("the item changed while we were writing it")
+            for w in writes:
+                w.apply()
+
+    def _add(
+        self, item: Hashable, condition: Callable[[], bool], apply: Callable[[], object]
+    ) -> None:
+        self._writes.append(_Write(item, condition, apply))
+
+
+class InMemoryStore:
+    """The tables as dicts behind one lock; see the module docstring for the semantics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._projects: dict[str, Project] = {}
+        self._contacts: dict[str, Contact] = {}
+        self._email_claims: dict[str, str] = {}  # lower-case email → contact id
+        self._grants: dict[tuple[str, str], Grant] = {}
+        self._activity: dict[tuple[str, str], ActivityEntry] = {}  # (project id, entry id)
+
+    # --- test helpers -------------------------------------------------------------------------
+
+    def seed(self, *records: Project | Contact | Grant) -> None:
+        """Write projects, contacts (with their email claims) and grants as they are."""
+        uow = self.unit_of_work()
+        for record in records:
+            if isinstance(record, Project):
+                uow.put_project(record)
+            elif isinstance(record, Contact):
+                uow.create_contact(record)
+            else:
+                uow.create_grant(record)
+        uow.commit()
+
+    def snapshot(self) -> StoreState:
+        with self._lock:
+            return StoreState(
+                projects=copy.deepcopy(self._projects),
+                contacts=copy.deepcopy(self._contacts),
+                email_claims=dict(self._email_claims),
+                grants=copy.deepcopy(self._grants),
+                activity=copy.deepcopy(self._activity),
+            )
+
+    # --- Store --------------------------------------------------------------------------------
+
+    def unit_of_work(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self)
+
+    def get_project(self, project_id: str) -> Project | None:
+        with self._lock:
+            return copy.deepcopy(self._projects.get(project_id))
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        with self._lock:
+            return copy.deepcopy(self._contacts.get(contact_id))
+
+    def find_contact_by_email(self, email: str) -> Contact | None:
+        with self._lock:
+            owner = self._email_claims.get(_claim_key(email))
+            return copy.deepcopy(self._contacts.get(owner)) if owner else None
+
+    def company_console_users(self, company_id: str) -> list[Contact]:
+        with self._lock:
+            return [
+                copy.deepcopy(c)
+                for c in self._contacts.values()
+                if c.company_id == company_id
+                and c.console_user
+                and c.status is ContactStatus.ACTIVE
+            ]
+
+    def get_grant(self, project_id: str, contact_id: str) -> Grant | None:
+        with self._lock:
+            return copy.deepcopy(self._grants.get((project_id, contact_id)))
+
+    def grants_of_project(self, project_id: str, limit: int, cursor: str | None) -> Page[Grant]:
+        after = _decode_cursor(cursor, "contact_id")
+        with self._lock:
+            grants = sorted(
+                (
+                    g
+                    for (p, c), g in self._grants.items()
+                    if p == project_id and (after is None or c > after)
+                ),
+                key=lambda g: g.contact_id,
+            )
+            grants = copy.deepcopy(grants[: limit + 1])
+        return _page(
+            grants, limit, lambda g: {"project_id": g.project_id, "contact_id": g.contact_id}
+        )
+
+    def grants_of_contact(self, contact_id: str) -> list[Grant]:
+        with self._lock:
+            return sorted(
+                (copy.deepcopy(g) for (_, c), g in self._grants.items() if c == contact_id),
+                key=lambda g: g.project_id,
+            )
+
+    def activity(
+        self, project_id: str, contact_id: str | None, limit: int, cursor: str | None
+    ) -> Page[ActivityEntry]:
+        """Newest first (ULID ids sort by time), optionally only one contact's entries."""
+        before = _decode_cursor(cursor, "id")
+        with self._lock:
+            entries = sorted(
+                (
+                    e
+                    for (p, _), e in self._activity.items()
+                    if p == project_id
+                    and (not contact_id or e.contact_id == contact_id)
+                    and (before is None or e.id < before)
+                ),
+                key=lambda e: e.id,
+                reverse=True,
+            )
+            entries = copy.deepcopy(entries[: limit + 1])
+        return _page(entries, limit, lambda e: {"project_id": e.project_id, "id": e.id})
+
+    def append_activity(self, entry: ActivityEntry) -> None:
+        uow = self.unit_of_work()
+        uow.append(entry)
+        try:
+            uow.commit()
+        except StaleState as exc:
+            raise StaleState("activity entry already recorded") from exc
+
+    def pending_grants(self) -> list[Grant]:
+        """Every grant with a lifecycle under way (what the sweeper scans for)."""
+        with self._lock:
+            return [copy.deepcopy(g) for g in self._grants.values() if g.status in PENDING]

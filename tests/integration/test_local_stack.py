@@ -1,0 +1,188 @@
+"""The whole local stack over real HTTP: API → Step Functions (real ASL in moto) → JSM emulator.
+
+One stack per module on free ports with a fast clock; each test starts from empty tables, an
+empty outbox and a fresh JSM site.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.api.auth import issue_token
+from local.stack import LocalStack
+
+pytestmark = pytest.mark.slow
+
+SECRET = "local-dev-secret"
+PROJECT = {
+    "name": "Demo project",
+    "customer_company_id": "acme",
+    "integrator_company_id": "integrator",
+    "created_by": "pm-1",
+    "service_desk_id": "1",
+}
+DEV = {"email": "dana.dev@acme.example", "name": "Dana Dev", "company_id": "acme",
+       "console_user": True}
+PM = {"email": "priya.pm@acme.example", "name": "Priya PM", "company_id": "acme",
+      "console_user": True}
+
+
+def bearer(sub: str, email: str, company: str | None, roles: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(SECRET, sub, email, company, roles)}"}
+
+
+SERVICE = bearer("console", "console@example.com", None, ["service"])
+MANAGER = bearer("pm-1", PM["email"], "acme", ["project_manager"])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(api_port=0, aws_port=0, jira_port=0, mail_port=0, fast_clock_scale=0.001) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _fresh(stack: LocalStack) -> None:
+    stack.reset()
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[Callable[..., requests.Response]]:
+    session = requests.Session()
+
+    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+        return session.request(method, stack.api_url + path, timeout=10, **kwargs)
+
+    yield call
+    session.close()
+
+
+@pytest.fixture
+def demo(api: Callable[..., requests.Response]) -> dict[str, Any]:
+    """Project `demo` linked to service desk 1, with a project manager and a developer."""
+    project = api("PUT", "/projects/demo", json=PROJECT, headers=SERVICE)
+    assert project.status_code == 201, project.text
+    for contact_id, body in (("pm-1", PM), ("dev-1", DEV)):
+        contact = api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE)
+        assert contact.status_code == 201, contact.text
+    return dict(project.json())
+
+
+def grant_status(api: Callable[..., requests.Response]) -> Callable[[], str | None]:
+    def status() -> str | None:
+        response = api("GET", "/projects/demo/grants/dev-1", headers=MANAGER)
+        if response.status_code == 404:
+            return "gone"
+        return None if response.json()["status"].endswith("_pending") else response.json()["status"]
+
+    return status
+
+
+def test_health(api: Callable[..., requests.Response]) -> None:
+    # When / Then
+    assert api("GET", "/health").json() == {"status": "ok"}
+
+
+def test_grant_is_activated_then_removed_end_to_end(
+    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+) -> None:
+    assert stack.jira is not None and stack.mailbox is not None
+    organization_id = demo["organization_id"]
+
+    # When the project manager grants access to a developer of the company
+    added = api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+
+    # Then the grant is accepted, then activated by the state machine
+    assert added.status_code == 202, added.text
+    assert added.json()["status"] == "activation_pending"
+    assert added.headers["Location"].endswith("/projects/demo/grants/dev-1")
+    assert wait_for(grant_status(api), what="activation") == "activated"
+    grant = api("GET", "/projects/demo/grants/dev-1", headers=MANAGER).json()
+    assert grant["account_created"] is True
+
+    # And JSM has the customer in the service desk and the project's organization
+    state = stack.jira.state()
+    account = next(c for c in state["customers"] if c["emailAddress"] == DEV["email"])
+    assert grant["jira_account_id"] == account["accountId"]
+    desk = next(d for d in state["service_desks"] if d["id"] == "1")
+    organization = next(o for o in state["organizations"] if o["id"] == organization_id)
+    assert account["accountId"] in desk["customers"]
+    assert account["accountId"] in organization["users"]
+
+    # And the activation email is in the mailbox (over HTTP too)
+    mails = requests.get(f"{stack.mail_url}/api/messages", timeout=5).json()["items"]
+    assert [m["to"] for m in mails] == [[DEV["email"]]]
+    assert "Demo project" in mails[0]["subject"]
+    assert mails[0]["text"] and mails[0]["html"] and mails[0]["sent_at"]
+    assert mails == stack.mailbox.messages()
+
+    # And the activity log tells the story
+    activity = api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
+    actions = [entry["action"] for entry in activity]
+    assert {"grant.requested", "grant.activated"} <= set(actions)
+
+    # When the project manager removes the access
+    removed = api("DELETE", "/projects/demo/grants/dev-1", headers=MANAGER)
+
+    # Then the grant goes away, and so does the account from the organization and the desk
+    assert removed.status_code == 202, removed.text
+    assert wait_for(grant_status(api), what="removal") == "gone"
+    state = stack.jira.state()
+    desk = next(d for d in state["service_desks"] if d["id"] == "1")
+    organization = next(o for o in state["organizations"] if o["id"] == organization_id)
+    assert account["accountId"] not in desk["customers"]
+    assert account["accountId"] not in organization["users"]
+    actions = [e["action"] for e in api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]]
+    assert {"grant.removal_requested", "grant.removed"} <= set(actions)
+
+
+def test_throttled_step_waits_what_jira_asked_then_resumes(
+    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+) -> None:
+    assert stack.jira is not None and stack.fast_clock is not None
+    # Given JSM answers the first "add to service desk" with 429 and Retry-After: 7
+    stack.jira.set_faults(
+        [{"method": "POST", "path_regex": r"/servicedesk/1/customer$", "status": 429,
+          "times": 1, "retry_after": 7}]
+    )
+
+    # When a grant is added
+    added = api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+
+    # Then the state machine waited the 7 s Jira asked for (scaled down) and the grant activated
+    assert added.status_code == 202, added.text
+    assert wait_for(grant_status(api), what="activation") == "activated"
+    assert ("wait", 7.0) in stack.fast_clock.waits
+    calls = [c for c in stack.jira.calls() if c["path"].endswith("/servicedesk/1/customer")]
+    assert [c["status"] for c in calls] == [429, 204]
+
+
+def test_mailbox_can_be_emptied(stack: LocalStack, api: Callable[..., requests.Response],
+                                demo: dict[str, Any]) -> None:
+    # Given an activation email was sent
+    api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    wait_for(grant_status(api), what="activation")
+    assert len(requests.get(f"{stack.mail_url}/api/messages", timeout=5).json()["items"]) == 1
+
+    # When the mailbox is emptied over HTTP
+    deleted = requests.delete(f"{stack.mail_url}/api/messages", timeout=5)
+
+    # Then it is empty
+    assert deleted.status_code == 204
+    assert requests.get(f"{stack.mail_url}/api/messages", timeout=5).json() == {"items": []}
