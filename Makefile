@@ -44,8 +44,8 @@ bench: $(STAMP) ## Measure the figures the issues ask for
 synth: $(STAMP) ## Package the app + infra into infra/out/template.json (offline)
 	$(BIN)/python -m infra.synth --stage $(STAGE)
 
-deploy: synth ## Deploy to the AWS account in your environment: make deploy STAGE=prod
-	$(BIN)/python -m infra.deploy --stage $(STAGE)
+deploy: $(STAMP) ## Synth + deploy to your AWS account: make deploy STAGE=prod ARGS="--bucket B --parameter JiraUrl=..."
+	$(BIN)/python -m infra.deploy --stage $(STAGE) $(ARGS)
 
 clean:
 	rm -rf $(VENV) infra/out .pytest_cache .mypy_cache .ruff_cache

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, Rate
+from aws_lambda_powertools.logging import correlation_paths
+from chalice.app import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import register_api
+from chalicelib.observability import logger, metrics, tracer
 from chalicelib.workflows.tasks import run_step, sweep
 
 app = Chalice(app_name="helpdesk-access")
+# Every entry point logs JSON with the Lambda context (the API's request id as correlation id),
+# flushes its metrics and is traced.
+app.register_middleware(
+    ConvertToMiddleware(
+        logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    )
+)
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
 register_api(app)
 
 Event = dict[str, Any]

@@ -14,6 +14,8 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "helpdesk-access"
 
+__all__ = ["MetricUnit", "count", "logger", "mask_email", "metrics", "record_jira_call", "tracer"]
+
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, disabled=os.environ.get("HELPDESK_STAGE", "local") == "local")
 metrics = Metrics(namespace=os.environ.get("HELPDESK_METRICS_NAMESPACE", "HelpdeskAccess-local"))

@@ -38,7 +38,9 @@ APPEND_ONLY_TABLE = "activity"
 APPEND = frozenset({PUT})
 APPEND_AND_READ = frozenset({PUT, QUERY})
 # Everything the activity table may ever be granted; the infra test holds every policy to it.
-APPEND_ONLY_ALLOWED = frozenset({PUT, QUERY, "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"})
+APPEND_ONLY_ALLOWED = frozenset(
+    {PUT, QUERY, "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"}
+)
 APPEND_ONLY_FORBIDDEN = (
     UPDATE,
     DELETE,
@@ -145,7 +147,8 @@ def access_of(function: Function) -> Access:
 
 
 def _sub_arn(service: str, resource: str) -> Json:
-    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+    prefix = "arn:${AWS::Partition}:" + service + ":${AWS::Region}:${AWS::AccountId}"
+    return {"Fn::Sub": f"{prefix}:{resource}"}
 
 
 def state_machine_arn(name: str) -> Json:

@@ -88,7 +88,9 @@ def app_functions(stage: str, project_dir: Path = ROOT) -> list[Function]:
         name = resource.resource_name
         role = resource.role
         if not isinstance(role, models.ManagedIAMRole):
-            raise ValueError(f"{name}: the template expects Chalice to manage one role per function")
+            raise ValueError(
+                f"{name}: the template expects Chalice to manage one role per function"
+            )
         functions.append(
             Function(
                 name=name,

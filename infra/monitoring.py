@@ -38,7 +38,9 @@ class Watched:
     topic_id: str
 
 
-def _alarm(description: str, metric: Json, *, threshold: float, topic_id: str, **extra: Any) -> Json:
+def _alarm(
+    description: str, metric: Json, *, threshold: float, topic_id: str, **extra: Any
+) -> Json:
     properties: Json = {
         "AlarmDescription": description,
         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
@@ -78,7 +80,10 @@ def alarms(w: Watched) -> dict[str, Json]:
             "Namespace": "AWS/SQS",
             "MetricName": "ApproximateNumberOfMessagesVisible",
             "Dimensions": [
-                {"Name": "QueueName", "Value": {"Fn::GetAtt": [w.dead_letter_queue_id, "QueueName"]}}
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": [w.dead_letter_queue_id, "QueueName"]},
+                }
             ],
         },
         threshold=1,
@@ -90,7 +95,9 @@ def alarms(w: Watched) -> dict[str, Json]:
         {
             "Namespace": "AWS/SQS",
             "MetricName": "ApproximateAgeOfOldestMessage",
-            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [w.queue_id, "QueueName"]}}],
+            "Dimensions": [
+                {"Name": "QueueName", "Value": {"Fn::GetAtt": [w.queue_id, "QueueName"]}}
+            ],
         },
         threshold=900,
         topic_id=w.topic_id,
@@ -282,7 +289,13 @@ def dashboard_body(w: Watched, alarm_ids: list[str]) -> dict[str, Any]:
                 [
                     ["AWS/States", "ExecutionsStarted", "StateMachineArn", arn],
                     ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", arn],
-                    ["AWS/States", "ExecutionsFailed", "StateMachineArn", arn, {"color": "#d62728"}],
+                    [
+                        "AWS/States",
+                        "ExecutionsFailed",
+                        "StateMachineArn",
+                        arn,
+                        {"color": "#d62728"},
+                    ],
                     ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", arn],
                     ["AWS/States", "ExecutionThrottled", "StateMachineArn", arn],
                 ],
@@ -298,7 +311,13 @@ def dashboard_body(w: Watched, alarm_ids: list[str]) -> dict[str, Any]:
             "HR events: queue and dead-letter queue",
             [
                 ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue],
-                ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queue, {"yAxis": "right"}],
+                [
+                    "AWS/SQS",
+                    "ApproximateAgeOfOldestMessage",
+                    "QueueName",
+                    queue,
+                    {"yAxis": "right"},
+                ],
                 [
                     "AWS/SQS",
                     "ApproximateNumberOfMessagesVisible",
@@ -389,7 +408,9 @@ def dashboard_body(w: Watched, alarm_ids: list[str]) -> dict[str, Any]:
                 "view": "table",
                 "query": " | ".join(f"SOURCE '{f.log_group_name}'" for f in w.functions)
                 + " | "
-                + QUERIES["Failed grants today"].replace("\n", " ").replace("limit 1000", "limit 20"),
+                + QUERIES["Failed grants today"]
+                .replace("\n", " ")
+                .replace("limit 1000", "limit 20"),
             },
         },
     ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata as metadata
 import json
 import os
 import shutil
@@ -27,7 +26,9 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -84,8 +85,8 @@ def runtime_pins(requirements_file: Path = ROOT / "requirements.txt") -> list[st
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     queue: list[Requirement] = []
-    for line in requirements_file.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw_line in requirements_file.read_text().splitlines():
+        line = raw_line.split("#", 1)[0].strip()
         if line:
             queue.append(Requirement(line))
     while queue:
@@ -146,7 +147,9 @@ def vendor(pins: list[str], target: Path) -> None:
     wrong = [name for name in extensions if "x86_64-linux-gnu" not in name and "abi3" not in name]
     if wrong:
         raise SystemExit(f"vendored extensions are not for Linux x86_64: {wrong}")
-    if not any(name.startswith("_pydantic_core.cpython-311-x86_64-linux-gnu") for name in extensions):
+    if not any(
+        name.startswith("_pydantic_core.cpython-311-x86_64-linux-gnu") for name in extensions
+    ):
         raise SystemExit("pydantic-core was not vendored as a CPython 3.11 Linux wheel")
     stamp.write_text(wanted)
 
@@ -212,12 +215,9 @@ def chalice_package(build: Path, stage: str, merge_template: Path, out: Path) ->
     subprocess.run(command, check=True, env=env, cwd=build)  # noqa: S603 - fixed command
 
 
-def check_merged(merged: dict[str, object], extra: dict[str, object]) -> None:
+def check_merged(merged: dict[str, Any]) -> None:
     """Every resource we patched must be one Chalice generated (else it has no `Type`)."""
-    resources = merged["Resources"]
-    assert isinstance(resources, dict)
-    extra_resources = extra["Resources"]
-    assert isinstance(extra_resources, dict)
+    resources: dict[str, Any] = merged["Resources"]
     untyped = [rid for rid, body in resources.items() if "Type" not in body]
     if untyped:
         raise SystemExit(
@@ -225,7 +225,13 @@ def check_merged(merged: dict[str, object], extra: dict[str, object]) -> None:
         )
 
 
-def synth(stage: str, *, template_only: bool = False, out: Path = OUT) -> SynthResult:
+def synth(
+    stage: str,
+    *,
+    template_only: bool = False,
+    out: Path = OUT,
+    vendor_cache: Path = OUT / "vendor",
+) -> SynthResult:
     """Build `out/template.json` (and, unless `template_only`, `out/deployment.zip`)."""
     started = time.perf_counter()
     stages = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
@@ -240,7 +246,7 @@ def synth(stage: str, *, template_only: bool = False, out: Path = OUT) -> SynthR
     if not template_only:
         pins = runtime_pins()
         digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
-        vendor_dir = out / "vendor" / f"{PLATFORM}-cp311-{digest}"
+        vendor_dir = vendor_cache / f"{PLATFORM}-cp311-{digest}"
         vendor(pins, vendor_dir)
     stage_project(stage, build, vendor_dir)
 
@@ -251,7 +257,7 @@ def synth(stage: str, *, template_only: bool = False, out: Path = OUT) -> SynthR
     chalice_package(build, stage, merge_file, packaged)
 
     merged = json.loads((packaged / "sam.json").read_text())
-    check_merged(merged, extra)
+    check_merged(merged)
     template_file = out / "template.json"
     template_file.write_text(json.dumps(merged, indent=2))
     zip_file = out / "deployment.zip"
@@ -263,7 +269,7 @@ def synth(stage: str, *, template_only: bool = False, out: Path = OUT) -> SynthR
         package = zip_file
         if size > MAX_ZIP_BYTES:
             raise SystemExit(f"the deployment package is {size / 2**20:.1f} MiB (> 15 MiB)")
-    shutil.rmtree(packaged)
+    shutil.rmtree(packaged.parent)
     result = SynthResult(
         stage=stage,
         template_only=template_only,
@@ -287,10 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     result = synth(args.stage, template_only=args.template_only)
-    print(f"template  {result.template}")  # noqa: T201
+    print(f"template  {result.template}")
     if result.package:
-        print(f"package   {result.package} ({result.package_bytes / 2**20:.2f} MiB)")  # noqa: T201
-    print(f"synth     {result.seconds:.1f} s, stage {result.stage}")  # noqa: T201
+        print(f"package   {result.package} ({result.package_bytes / 2**20:.2f} MiB)")
+    print(f"synth     {result.seconds:.1f} s, stage {result.stage}")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,9 @@ class Stack:
     @property
     def names(self) -> access.Names:
         return access.Names(
-            state_machine_names={m: self.state_machine_name(m) for m in resources.STATE_MACHINE_IDS},
+            state_machine_names={
+                m: self.state_machine_name(m) for m in resources.STATE_MACHINE_IDS
+            },
             secret_ids=SECRET_IDS,
             event_bus_id=EVENT_BUS_ID,
             hr_queue_id=HR_QUEUE_ID,
@@ -154,9 +156,7 @@ def tables(stack: Stack) -> dict[str, Json]:
             "SSESpecification": {"SSEEnabled": True},
         }
         if key == access.APPEND_ONLY_TABLE:
-            props["ResourcePolicy"] = {
-                "PolicyDocument": access.append_only_resource_policy(name)
-            }
+            props["ResourcePolicy"] = {"PolicyDocument": access.append_only_resource_policy(name)}
         found[resources.TABLE_IDS[key]] = {
             "Type": "AWS::DynamoDB::Table",
             # The activity table is the audit record; none of them is dropped with the stack.
@@ -177,13 +177,15 @@ def _substitutions(name: str, function_ids: set[str]) -> Json:
     expected = {f"{task}FunctionArn" for task in resources.TASK_FUNCTIONS[name]}
     if found != expected:
         raise ValueError(
-            f"{name}.asl.json placeholders {sorted(found)} differ from TASK_FUNCTIONS {sorted(expected)}"
+            f"{name}.asl.json placeholders {sorted(found)} differ from "
+            f"TASK_FUNCTIONS {sorted(expected)}"
         )
     missing = set(resources.TASK_FUNCTIONS[name]) - function_ids
     if missing:
         raise ValueError(f"{name} calls functions the app does not define: {sorted(missing)}")
     return {
-        f"{task}FunctionArn": {"Fn::GetAtt": [task, "Arn"]} for task in resources.TASK_FUNCTIONS[name]
+        f"{task}FunctionArn": {"Fn::GetAtt": [task, "Arn"]}
+        for task in resources.TASK_FUNCTIONS[name]
     }
 
 
@@ -276,7 +278,11 @@ def state_machines(stack: Stack) -> dict[str, Json]:
                     "Level": "ERROR",
                     "IncludeExecutionData": False,
                     "Destinations": [
-                        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group_id, "Arn"]}}}
+                        {
+                            "CloudWatchLogsLogGroup": {
+                                "LogGroupArn": {"Fn::GetAtt": [log_group_id, "Arn"]}
+                            }
+                        }
                     ],
                 },
                 "TracingConfiguration": {"Enabled": True},
@@ -288,6 +294,10 @@ def state_machines(stack: Stack) -> dict[str, Json]:
 # --- messaging, email, secrets ----------------------------------------------------------------
 
 
+# Said explicitly (cfn-lint I3011): these go with the stack; tables and log groups are retained.
+_TRANSIENT = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+
+
 def hr_queues(stack: Stack) -> dict[str, Json]:
     """The HR events queue (SPEC §4) and its dead-letter queue (after 3 receives)."""
     # AWS's rule for Lambda consumers: visibility ≥ 6 × the function timeout.
@@ -295,6 +305,7 @@ def hr_queues(stack: Stack) -> dict[str, Json]:
     return {
         HR_DEAD_LETTER_QUEUE_ID: {
             "Type": "AWS::SQS::Queue",
+            **_TRANSIENT,
             "Properties": {
                 "QueueName": f"{stack.prefix}-hr-events-dlq",
                 "MessageRetentionPeriod": TWO_WEEKS,
@@ -303,6 +314,7 @@ def hr_queues(stack: Stack) -> dict[str, Json]:
         },
         HR_QUEUE_ID: {
             "Type": "AWS::SQS::Queue",
+            **_TRANSIENT,
             "Properties": {
                 "QueueName": f"{stack.prefix}-hr-events",
                 "VisibilityTimeout": visibility,
@@ -322,7 +334,7 @@ def event_bus(stack: Stack) -> dict[str, Json]:
 
 
 def mail(stack: Stack) -> dict[str, Json]:
-    """The SES domain identity of `MailSender` and a configuration set counting sends in CloudWatch."""
+    """The SES domain identity of `MailSender`, and a configuration set counting its emails."""
     return {
         "MailConfigurationSet": {
             "Type": "AWS::SES::ConfigurationSet",
@@ -353,7 +365,9 @@ def mail(stack: Stack) -> dict[str, Json]:
             "Properties": {
                 "EmailIdentity": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "MailSender"}]}]},
                 # Applies to every email sent from the identity, so the code names no set.
-                "ConfigurationSetAttributes": {"ConfigurationSetName": {"Ref": "MailConfigurationSet"}},
+                "ConfigurationSetAttributes": {
+                    "ConfigurationSetName": {"Ref": "MailConfigurationSet"}
+                },
             },
         },
     }
@@ -369,6 +383,9 @@ def secrets(stack: Stack) -> dict[str, Json]:
     return {
         SECRET_IDS[key]: {
             "Type": "AWS::SecretsManager::Secret",
+            # Re-created with a new value if the stack goes: the real values live elsewhere too
+            # (JSM, the console, HR systems) and are put again by the runbook.
+            **_TRANSIENT,
             "Properties": {
                 "Name": f"{stack.prefix}/{slug}",
                 "Description": description,
@@ -538,9 +555,9 @@ def outputs(stack: Stack) -> Json:
         "HrEventsQueueArn": {"Value": {"Fn::GetAtt": [HR_QUEUE_ID, "Arn"]}},
         "HrEventsDeadLetterQueueArn": {"Value": {"Fn::GetAtt": [HR_DEAD_LETTER_QUEUE_ID, "Arn"]}},
     }
-    for key, secret_id in SECRET_IDS.items():
+    for secret_id in SECRET_IDS.values():
         found[f"{secret_id}Arn"] = {"Value": {"Ref": secret_id}}
-    for key, table_id in resources.TABLE_IDS.items():
+    for table_id in resources.TABLE_IDS.values():
         found[f"{table_id}Name"] = {"Value": {"Ref": table_id}}
     for machine_id in resources.STATE_MACHINE_IDS.values():
         found[f"{machine_id}Arn"] = {"Value": {"Ref": machine_id}}
@@ -609,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev", choices=sorted(STAGES))
     args = parser.parse_args(argv)
-    print(json.dumps(build(args.stage), indent=2, sort_keys=True))  # noqa: T201
+    print(json.dumps(build(args.stage), indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,8 @@ More tokens: make token ARGS="--sub u1 --email a@acme.example --company acme --r
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The documented local JWT secret is short on purpose; PyJWT would say so on every start.
+    warnings.filterwarnings("ignore", message=".*HMAC key.*")
     started = time.perf_counter()
     from local.stack import LocalStack  # noqa: PLC0415 - counted in the start-up time
 
@@ -116,6 +119,12 @@ def main() -> int:
     except Exception as exc:
         stack.stop()
         print(f"the local stack could not start: {exc}", file=sys.stderr)
+        if isinstance(exc, OSError):
+            print(
+                "(another process may hold a port: set HELPDESK_API_PORT, HELPDESK_AWS_PORT, "
+                "HELPDESK_JIRA_PORT or HELPDESK_MAIL_PORT)",
+                file=sys.stderr,
+            )
         return 1
     print(banner(stack, _token(roles=["project_manager"], **DEMO_PM)))
     print(f"ready in {time.perf_counter() - started:.1f} s — Ctrl-C to stop", flush=True)

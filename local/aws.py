@@ -8,6 +8,7 @@ Everything here patches moto, never the app: production code does not know it ru
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -51,6 +52,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Raise OSError if `port` is taken (moto's server thread would otherwise hang start())."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"port {port} on {host} is in use ({exc.strerror})") from exc
+
+
 def resource_prefix() -> str:
     return os.environ.get("HELPDESK_RESOURCE_PREFIX", "helpdesk-local")
 
@@ -89,6 +100,8 @@ class MotoServer:
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # ThreadedMotoServer binds on its own thread and, if that fails, waits forever.
+        ensure_port_free(self.port)
         self._saved_config = copy.deepcopy(dict(default_user_config))
         self._saved_port = os.environ.get("MOTO_PORT")
         # Step Functions calls Lambda on localhost:$MOTO_PORT, whatever AWS_ENDPOINT_URL says.
@@ -102,15 +115,14 @@ class MotoServer:
     def stop(self) -> None:
         if self._server is None:
             return
-        try:
+        with contextlib.suppress(requests.RequestException):
             requests.post(f"{self.url}/moto-api/reset", timeout=5)
-        except requests.RequestException:
-            pass
         self._server.stop()
         self._server = None
         if self._saved_config is not None:
-            default_user_config.clear()
-            default_user_config.update(self._saved_config)  # type: ignore[typeddict-item]
+            config: dict[str, Any] = default_user_config  # type: ignore[assignment]
+            config.clear()
+            config.update(self._saved_config)
         if self._saved_port is None:
             os.environ.pop("MOTO_PORT", None)
         else:
@@ -158,7 +170,7 @@ def _function_name(name_or_arn: str) -> str:
     # arn:aws:lambda:region:account:function:NAME[:qualifier] or a plain NAME
     if name_or_arn.startswith("arn:"):
         return name_or_arn.split(":")[6]
-    return name_or_arn.split(":")[0]
+    return name_or_arn.split(":", 1)[0]
 
 
 def invoke_handler(
@@ -172,7 +184,7 @@ def invoke_handler(
     )
     try:
         result = handler(event, context)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a Lambda function error
+    except Exception as exc:  # every failure becomes a Lambda function error, as in Lambda
         error = {
             "errorType": type(exc).__name__,
             "errorMessage": str(exc),
@@ -240,7 +252,8 @@ def _modules_importing_boto_client_for() -> list[types.ModuleType]:
     package = importlib.import_module("moto.stepfunctions.parser.asl.component.state.exec")
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         if "state_task" in info.name:
-            importlib.import_module(info.name)
+            with contextlib.suppress(ImportError):  # a service whose extra is not installed
+                importlib.import_module(info.name)
     return [
         module
         for name, module in list(sys.modules.items())
@@ -351,10 +364,12 @@ class FastClock:
         )
 
         clock = self
-        real_time = retrier_decl.time
+        # The retrier calls `time.sleep(interval)` on its module's `time`: give it a scaled one.
+        retrier: Any = retrier_decl
+        real_time = retrier.time
         fake_time = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if n[0] != "_"})
         fake_time.sleep = lambda seconds: time.sleep(clock._record("retry", seconds))
-        retrier_decl.time = fake_time  # type: ignore[assignment]
+        retrier.time = fake_time
 
         wait_class = wait_function.WaitFunction
         real_wait = wait_class._wait_interval
@@ -367,7 +382,7 @@ class FastClock:
         setattr(wait_class, "_wait_interval", _wait_interval)  # noqa: B010
 
         def undo() -> None:
-            retrier_decl.time = real_time  # type: ignore[assignment]
+            retrier.time = real_time
             setattr(wait_class, "_wait_interval", real_wait)  # noqa: B010
 
         self._undo.append(undo)
@@ -555,8 +570,16 @@ def _check_table_models(settings: Settings) -> None:
             )
 
 
-def provision(settings: Settings, app: Any, endpoint_url: str | None = None) -> Provisioned:
-    """Create (or refresh) every resource the app uses in the moto server at `endpoint_url`."""
+def provision(settings: Settings, app: Any = None, endpoint_url: str | None = None) -> Provisioned:
+    """Create (or refresh) every resource the app uses in the moto server at `endpoint_url`.
+
+    `app` is the Chalice app whose `@app.lambda_function`s become Lambda functions (default: the
+    `app` module's); `endpoint_url` defaults to `AWS_ENDPOINT_URL`.
+    """
+    if app is None:
+        import importlib  # noqa: PLC0415
+
+        app = importlib.import_module("app").app
     endpoint = endpoint_url or os.environ["AWS_ENDPOINT_URL"]
     prefix = resource_prefix()
     _check_table_models(settings)
@@ -594,7 +617,9 @@ def _delete_all_items(dynamodb: Any, table: str) -> None:
             )
 
 
-def reset_aws(provisioned: Provisioned, settings: Settings, endpoint_url: str | None = None) -> None:
+def reset_aws(
+    provisioned: Provisioned, settings: Settings, endpoint_url: str | None = None
+) -> None:
     """Empty every table, queue and the SES outbox (much faster than provisioning again)."""
     from moto.ses.models import ses_backends  # noqa: PLC0415
     from moto.sqs.models import sqs_backends  # noqa: PLC0415

@@ -45,7 +45,8 @@ class _SendEmailCapture:
 
         def send_email(response: Any) -> Any:
             result = original(response)
-            message_id = result.result.get("MessageId") if hasattr(result, "result") else None
+            payload: Any = getattr(result, "result", None)
+            message_id = payload.get("MessageId") if isinstance(payload, dict) else None
             for message in reversed(response.backend.sent_messages):
                 if getattr(message, "id", None) == message_id:
                     message.text = response._get_param("Message.Body.Text.Data")
@@ -70,8 +71,11 @@ def _looks_like_html(body: str) -> bool:
 
 def _addresses(destinations: Any) -> list[str]:
     if isinstance(destinations, dict):
-        return [a for key in ("ToAddresses", "CcAddresses", "BccAddresses")
-                for a in destinations.get(key) or []]
+        return [
+            a
+            for key in ("ToAddresses", "CcAddresses", "BccAddresses")
+            for a in destinations.get(key) or []
+        ]
     return [str(a) for a in destinations or []]
 
 
@@ -208,7 +212,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the local stack's console is for the service's own logs."""
 
     def _reply(self, status: int, body: Any) -> None:

@@ -150,11 +150,15 @@ class SqsPoller:
         except Exception:
             log.exception("SQS handler %s raised: the batch will be redelivered", config.name)
             return
-        failed = {
-            str(item.get("itemIdentifier"))
-            for item in (result or {}).get("batchItemFailures", [])
-            if isinstance(item, dict)
-        } if isinstance(result, dict) else set()
+        failed = (
+            {
+                str(item.get("itemIdentifier"))
+                for item in (result or {}).get("batchItemFailures", [])
+                if isinstance(item, dict)
+            }
+            if isinstance(result, dict)
+            else set()
+        )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(
@@ -181,7 +185,8 @@ class SqsPoller:
             "body": message["Body"],
             "attributes": message.get("Attributes", {}),
             "messageAttributes": attributes,
-            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(  # noqa: S324 - SQS's checksum
+            "md5OfBody": message.get("MD5OfBody")
+            or hashlib.md5(  # noqa: S324 - SQS's checksum
                 message["Body"].encode()
             ).hexdigest(),
             "eventSource": "aws:sqs",
@@ -192,7 +197,7 @@ class SqsPoller:
 
 def _quiet_handler(handler_cls: type) -> type:
     class QuietHandler(handler_cls):  # type: ignore[misc, valid-type]
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """No access log (tests and benchmarks)."""
 
     return QuietHandler
@@ -369,9 +374,12 @@ class LocalStack:
         """Between tests: empty tables, queues, outbox and JSM site; forget recorded waits."""
         from chalicelib.config import get_settings  # noqa: PLC0415
 
-        assert self.jira is not None and self.provisioned is not None
+        assert self.jira is not None
+        assert self.provisioned is not None
         self.jira.reset()
         reset_aws(self.provisioned, get_settings(), self.aws_url)
+        if self.mailbox is not None:
+            self.mailbox.clear()
         if self.fast_clock is not None:
             self.fast_clock.clear()
 
@@ -387,6 +395,8 @@ class LocalStack:
             self._set_env(name, value)
 
     def _configure_environment(self) -> None:
+        # Chalice sets AWS_EXECUTION_ENV on its first request: stop() restores it too.
+        self._saved_env.setdefault("AWS_EXECUTION_ENV", os.environ.get("AWS_EXECUTION_ENV"))
         self._set_env("AWS_ENDPOINT_URL", self.aws_url)
         self._set_env("AWS_ACCESS_KEY_ID", "testing")
         self._set_env("AWS_SECRET_ACCESS_KEY", "testing")  # moto's dummy credentials

@@ -51,15 +51,17 @@ def parse_roles(values: list[str]) -> list[str]:
     """`["a,b", "c"]` → `["a", "b", "c"]` (order kept, duplicates dropped)."""
     roles: list[str] = []
     for value in values:
-        for role in value.split(","):
-            role = role.strip()
+        for part in value.split(","):
+            role = part.strip()
             if role and role not in roles:
                 roles.append(role)
     return roles
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.token", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m local.token", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--sub", required=True, help="contact id of the caller")
     parser.add_argument("--email", required=True)
     parser.add_argument("--company", default=None, help="company id (omit for none)")

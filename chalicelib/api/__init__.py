@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chalice.app import Chalice, Response
-from chalice.app import Request
+from chalice.app import Chalice, Request, Response
 
 from . import contacts, grants, health, helpdesk, projects
 from .problems import as_problem

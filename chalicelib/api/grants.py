@@ -9,6 +9,7 @@ from chalice.app import Blueprint
 from .. import services
 from ..domain.grants import AddGrant, GrantView, NewContact
 from ..idempotency import run_once
+from ..observability import count
 from . import presenters
 from .models import ActivityList, AddGrantRequest, GrantList, GrantResponse
 from .routing import Call, Result, operation
@@ -65,6 +66,7 @@ def add_grant(call: Call, project_id: str) -> Result:
 
     def add() -> dict[str, Any]:
         view = services.grants().add(call.user, project_id, request)
+        count("GrantsRequested")
         return presenters.grant(view).model_dump(mode="json")
 
     key = call.headers.get("idempotency-key")

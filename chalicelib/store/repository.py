@@ -38,6 +38,7 @@ from ..domain.models import (
 )
 from ..domain.ports import Page
 from ..errors import MalformedRequest, StaleState
+from ..observability import logger, mask_email
 from .tables import ActivityItem, ContactItem, GrantItem, ProjectItem
 
 M = TypeVar("M", bound=Model)
@@ -148,6 +149,28 @@ def _activity_item(entry: ActivityEntry) -> ActivityItem:
     )
 
 
+def _log_recorded(entry: ActivityEntry) -> None:
+    """The CloudWatch copy of a committed activity entry (infra/monitoring.py's saved queries)."""
+    error = entry.detail.get("error")
+    logger.info(
+        "activity recorded",
+        extra={
+            "activity": {
+                "project_id": entry.project_id,
+                "id": entry.id,
+                "action": entry.action,
+                "actor_type": entry.actor.type.value,
+                "actor_id": entry.actor.id,
+                "actor_email": mask_email(entry.actor.email),
+                "contact_id": entry.contact_id,
+                "contact_email": mask_email(entry.contact_email),
+                "execution": entry.detail.get("execution"),
+                "error_code": error.get("code") if isinstance(error, dict) else None,
+            }
+        },
+    )
+
+
 # --- pagination -----------------------------------------------------------------------------
 
 
@@ -183,6 +206,7 @@ class DynamoUnitOfWork:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._ops: list[Callable[[TransactWrite], None]] = []
+        self._entries: list[ActivityEntry] = []
 
     def create_contact(self, contact: Contact) -> None:
         item = _contact_item(contact)
@@ -233,7 +257,7 @@ class DynamoUnitOfWork:
         self, project_id: str, access: SupportAccess, *, expected_enabled: bool
     ) -> None:
         item = ProjectItem(project_id=project_id)
-        enabled = ProjectItem.support_access["enabled"]  # type: ignore[index]
+        enabled = ProjectItem.support_access["enabled"]
         unchanged = enabled == expected_enabled
         if not expected_enabled:  # a project never switched on has no support_access yet
             unchanged = unchanged | ProjectItem.support_access.does_not_exist()
@@ -287,6 +311,7 @@ class DynamoUnitOfWork:
     def append(self, entry: ActivityEntry) -> None:
         item = _activity_item(entry)
         self._ops.append(lambda t: t.save(item, condition=ActivityItem.id.does_not_exist()))
+        self._entries.append(entry)
 
     def commit(self) -> None:
         if not self._ops:
@@ -300,8 +325,12 @@ class DynamoUnitOfWork:
             if "ConditionalCheckFailed" in reasons:
                 raise StaleState("the item changed while we were writing it") from exc
             raise
+        else:
+            for entry in self._entries:
+                _log_recorded(entry)
         finally:
             self._ops.clear()
+            self._entries.clear()
 
 
 # --- store ----------------------------------------------------------------------------------
@@ -374,6 +403,7 @@ class DynamoStore:
             _activity_item(entry).save(condition=ActivityItem.id.does_not_exist())
         except PutError as exc:
             raise StaleState("activity entry already recorded") from exc
+        _log_recorded(entry)
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""

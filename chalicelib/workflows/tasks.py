@@ -15,15 +15,17 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
+from ulid import ULID
+
 from ..config import get_settings
 from ..domain.grant_steps import GrantJob, GrantSteps
-from ..domain.models import GrantError
+from ..domain.models import GrantError, utc_now
 from ..domain.sweeper import sweep_stalled_grants
 from ..errors import JiraRateLimited
 from ..events import EventBridgePublisher
 from ..jira import jsm_client
 from ..mail import SesMailer
-from ..observability import logger
+from ..observability import MetricUnit, count, logger
 from ..store.repository import DynamoStore
 from .starter import StepFunctionsStarter
 
@@ -102,7 +104,20 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
         raise JiraRateLimited(json.dumps(payload), exc.status, retry_after=wait) from exc
     finally:
         logger.remove_keys(["execution", "step"])
+    _count_outcome(step, job, result or {})
     return result or {}
+
+
+def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
+    if step == "complete_activation" and result.get("activated"):
+        count("GrantsActivated")
+        # The lifecycle id ends with the ULID minted when the grant was requested.
+        started = ULID.from_str(job.lifecycle_id.rsplit("-", 1)[-1]).datetime
+        count("ActivationSeconds", (utc_now() - started).total_seconds(), MetricUnit.Seconds)
+    elif step == "complete_removal" and result.get("removed"):
+        count("GrantsRemoved")
+    elif step == "record_failure" and result.get("recorded"):
+        count("GrantsFailed")
 
 
 def sweep() -> dict[str, Any]:

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 import requests
+from chalice.app import Chalice
 
 from chalicelib.api.auth import issue_token
-from local.stack import LocalStack
+from local.aws import aws_client
+from local.stack import LocalStack, SqsPoller
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +28,18 @@ PROJECT = {
     "created_by": "pm-1",
     "service_desk_id": "1",
 }
-DEV = {"email": "dana.dev@acme.example", "name": "Dana Dev", "company_id": "acme",
-       "console_user": True}
-PM = {"email": "priya.pm@acme.example", "name": "Priya PM", "company_id": "acme",
-      "console_user": True}
+DEV = {
+    "email": "dana.dev@acme.example",
+    "name": "Dana Dev",
+    "company_id": "acme",
+    "console_user": True,
+}
+PM = {
+    "email": "priya.pm@acme.example",
+    "name": "Priya PM",
+    "company_id": "acme",
+    "console_user": True,
+}
 
 
 def bearer(sub: str, email: str, company: str | None, roles: list[str]) -> dict[str, str]:
@@ -102,7 +112,8 @@ def test_health(api: Callable[..., requests.Response]) -> None:
 def test_grant_is_activated_then_removed_end_to_end(
     stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
 ) -> None:
-    assert stack.jira is not None and stack.mailbox is not None
+    assert stack.jira is not None
+    assert stack.mailbox is not None
     organization_id = demo["organization_id"]
 
     # When the project manager grants access to a developer of the company
@@ -129,7 +140,9 @@ def test_grant_is_activated_then_removed_end_to_end(
     mails = requests.get(f"{stack.mail_url}/api/messages", timeout=5).json()["items"]
     assert [m["to"] for m in mails] == [[DEV["email"]]]
     assert "Demo project" in mails[0]["subject"]
-    assert mails[0]["text"] and mails[0]["html"] and mails[0]["sent_at"]
+    assert "Dana Dev" in mails[0]["text"]
+    assert "<p>" in mails[0]["html"]
+    assert mails[0]["sent_at"].endswith("Z")
     assert mails == stack.mailbox.messages()
 
     # And the activity log tells the story
@@ -148,18 +161,28 @@ def test_grant_is_activated_then_removed_end_to_end(
     organization = next(o for o in state["organizations"] if o["id"] == organization_id)
     assert account["accountId"] not in desk["customers"]
     assert account["accountId"] not in organization["users"]
-    actions = [e["action"] for e in api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]]
+    actions = [
+        e["action"] for e in api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
+    ]
     assert {"grant.removal_requested", "grant.removed"} <= set(actions)
 
 
 def test_throttled_step_waits_what_jira_asked_then_resumes(
     stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
 ) -> None:
-    assert stack.jira is not None and stack.fast_clock is not None
+    assert stack.jira is not None
+    assert stack.fast_clock is not None
     # Given JSM answers the first "add to service desk" with 429 and Retry-After: 7
     stack.jira.set_faults(
-        [{"method": "POST", "path_regex": r"/servicedesk/1/customer$", "status": 429,
-          "times": 1, "retry_after": 7}]
+        [
+            {
+                "method": "POST",
+                "path_regex": r"/servicedesk/1/customer$",
+                "status": 429,
+                "times": 1,
+                "retry_after": 7,
+            }
+        ]
     )
 
     # When a grant is added
@@ -173,8 +196,29 @@ def test_throttled_step_waits_what_jira_asked_then_resumes(
     assert [c["status"] for c in calls] == [429, 204]
 
 
-def test_mailbox_can_be_emptied(stack: LocalStack, api: Callable[..., requests.Response],
-                                demo: dict[str, Any]) -> None:
+def test_unavailable_step_is_retried_with_backoff(
+    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+) -> None:
+    assert stack.jira is not None
+    assert stack.fast_clock is not None
+    # Given JSM answers the first "add to organization" with 503
+    stack.jira.set_faults(
+        [{"method": "POST", "path_regex": r"/organization/\d+/user$", "status": 503, "times": 1}]
+    )
+
+    # When a grant is added
+    api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+
+    # Then the ASL Retry (JiraUnavailable: 2 s, full jitter) ran once and the grant activated
+    assert wait_for(grant_status(api), what="activation") == "activated"
+    retries = [seconds for kind, seconds in stack.fast_clock.waits if kind == "retry"]
+    assert len(retries) == 1
+    assert 0 <= retries[0] <= 2
+
+
+def test_mailbox_can_be_emptied(
+    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+) -> None:
     # Given an activation email was sent
     api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
     wait_for(grant_status(api), what="activation")
@@ -186,3 +230,37 @@ def test_mailbox_can_be_emptied(stack: LocalStack, api: Callable[..., requests.R
     # Then it is empty
     assert deleted.status_code == 204
     assert requests.get(f"{stack.mail_url}/api/messages", timeout=5).json() == {"items": []}
+
+
+def test_sqs_poller_delivers_messages_and_keeps_reported_failures(stack: LocalStack) -> None:
+    # Given an app with an SQS handler that fails the message whose body is "bad"
+    app = Chalice(app_name="poller-test")
+    seen: list[str] = []
+
+    @app.on_sqs_message(queue="poller-test", batch_size=10)
+    def handle(event: Any) -> dict[str, Any]:
+        failures = []
+        for record in event:
+            seen.append(record.body)
+            if record.body == "bad":
+                failures.append({"itemIdentifier": record.to_dict()["messageId"]})
+        return {"batchItemFailures": failures}
+
+    sqs = aws_client("sqs", stack.aws_url, "eu-west-1")
+    queue_url = sqs.create_queue(QueueName="poller-test", Attributes={"VisibilityTimeout": "1"})[
+        "QueueUrl"
+    ]
+    poller = SqsPoller(app, stack.aws_url, "eu-west-1")
+    poller.start()
+    try:
+        # When two messages arrive
+        sqs.send_message(QueueUrl=queue_url, MessageBody="good")
+        sqs.send_message(QueueUrl=queue_url, MessageBody="bad")
+
+        # Then both reach the handler within ~1 s, and only the failed one is delivered again
+        wait_for(lambda: {"good", "bad"} <= set(seen), timeout=5, what="delivery")
+        wait_for(lambda: seen.count("bad") >= 2, timeout=5, what="redelivery")
+        assert seen.count("good") == 1
+    finally:
+        poller.stop()
+        sqs.delete_queue(QueueUrl=queue_url)

@@ -1,0 +1,1 @@
+"""Tests of the deployment: the synthesized CloudFormation template and Lambda package."""
