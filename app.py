@@ -8,6 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import register_api
+from chalicelib.idempotency import remember_lambda_context
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.workflows.tasks import run_step, sweep
 
@@ -21,6 +22,7 @@ app.register_middleware(
 )
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
+app.register_middleware(ConvertToMiddleware(remember_lambda_context))
 register_api(app)
 
 Event = dict[str, Any]

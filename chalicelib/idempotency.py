@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
-from functools import cache, lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -21,36 +22,25 @@ from .aws import client
 from .config import get_settings
 from .errors import Conflict, FieldError, ValidationFailed
 
-Guarded = Callable[..., Any]
+Handler = Callable[[Any, Any], Any]
+
+# The Lambda context of the invocation running on this thread: Powertools uses its remaining time
+# to expire an "in progress" record, so a crashed invocation does not block its retry for a day.
+_invocation = threading.local()
 
 
-@lru_cache(maxsize=1)
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(
-        table_name=get_settings().idempotency_table, boto3_client=client("dynamodb")
-    )
+def remember_lambda_context(handler: Handler) -> Handler:
+    """Chalice middleware (via `ConvertToMiddleware`) making the context known to `run_once`."""
 
+    @functools.wraps(handler)
+    def wrapper(event: Any, context: Any) -> Any:
+        _invocation.context = context
+        try:
+            return handler(event, context)
+        finally:
+            _invocation.context = None
 
-@cache
-def _guard(name: str, payload_path: str | None, ttl_seconds: int) -> Guarded:
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        payload_validation_jmespath=payload_path or "",
-        expires_after_seconds=ttl_seconds,
-        raise_on_no_idempotency_key=True,
-    )
-
-    @idempotent_function(  # type: ignore[untyped-decorator]
-        data_keyword_argument="data",
-        persistence_store=_persistence(),
-        config=config,
-        key_prefix=name,
-    )
-    def guarded(data: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        return compute()
-
-    guarded_function: Guarded = guarded
-    return guarded_function
+    return wrapper
 
 
 def run_once(
@@ -66,7 +56,29 @@ def run_once(
     With `payload`, a repeat carrying another payload under the same key is refused (422), and a
     repeat arriving while the first is still running gets a 409.
     """
-    guarded = _guard(name, "payload" if payload is not None else None, ttl_seconds)
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="payload" if payload is not None else "",
+        expires_after_seconds=ttl_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+    context = getattr(_invocation, "context", None)
+    if context is not None:
+        config.register_lambda_context(context)
+    # A persistence layer per guard: Powertools configures one for the first config it sees.
+    persistence = DynamoDBPersistenceLayer(
+        table_name=get_settings().idempotency_table, boto3_client=client("dynamodb")
+    )
+
+    @idempotent_function(  # type: ignore[untyped-decorator]
+        data_keyword_argument="data",
+        persistence_store=persistence,
+        config=config,
+        key_prefix=name,
+    )
+    def guarded(data: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        return compute()
+
     try:
         return guarded(data={"key": key, "payload": payload}, compute=compute)
     except IdempotencyValidationError as exc:

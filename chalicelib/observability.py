@@ -7,6 +7,7 @@ emails are masked before they reach a log line; secrets are never passed to the 
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -17,6 +18,8 @@ SERVICE = "helpdesk-access"
 __all__ = ["MetricUnit", "count", "logger", "mask_email", "metrics", "record_jira_call", "tracer"]
 
 logger = Logger(service=SERVICE)
+# An invocation that only reads (most API calls) has no metric to publish: that is not news.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 tracer = Tracer(service=SERVICE, disabled=os.environ.get("HELPDESK_STAGE", "local") == "local")
 metrics = Metrics(namespace=os.environ.get("HELPDESK_METRICS_NAMESPACE", "HelpdeskAccess-local"))
 

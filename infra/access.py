@@ -90,10 +90,9 @@ ACCESS: dict[str, Access] = {
     "add_to_service_desk": _JIRA_STEP,
     "add_to_organization": _JIRA_STEP,
     "leave_organization": _JIRA_STEP,
-    # Reads the contact's other grants (contact-index) before leaving a shared service desk.
-    "leave_service_desk": Access(
-        tables={"grants": frozenset({QUERY})}, secrets=frozenset({"jira_token"})
-    ),
+    # Reads the contact's other grants (contact-index, then each one again, consistently)
+    # before leaving a service desk other projects may share.
+    "leave_service_desk": Access(tables={"grants": READ}, secrets=frozenset({"jira_token"})),
     "complete_activation": Access(
         tables={
             "projects": frozenset({GET}),

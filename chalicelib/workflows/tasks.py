@@ -93,7 +93,7 @@ STATE_OF_STEP = {
 def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     """Run one workflow step for the state input `event`."""
     job = GrantJob.from_event(event)
-    logger.append_keys(execution=job.lifecycle_id, step=step)
+    logger.thread_safe_append_keys(execution=job.lifecycle_id, step=step)
     try:
         result = STEPS[step](grant_steps(), job, event)
     except JiraRateLimited as exc:
@@ -103,7 +103,7 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
         payload = {"step": STATE_OF_STEP[step], "wait_seconds": wait, "detail": exc.message}
         raise JiraRateLimited(json.dumps(payload), exc.status, retry_after=wait) from exc
     finally:
-        logger.remove_keys(["execution", "step"])
+        logger.thread_safe_remove_keys(["execution", "step"])
     _count_outcome(step, job, result or {})
     return result or {}
 

@@ -61,19 +61,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(api_port=0, aws_port=0, jira_port=0, mail_port=0, fast_clock_scale=0.001) as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _fresh(stack: LocalStack) -> None:
-    stack.reset()
-
-
 @pytest.fixture
-def api(stack: LocalStack) -> Iterator[Callable[..., requests.Response]]:
+def http(stack: LocalStack) -> Iterator[Callable[..., requests.Response]]:
     session = requests.Session()
 
     def call(method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -84,19 +73,19 @@ def api(stack: LocalStack) -> Iterator[Callable[..., requests.Response]]:
 
 
 @pytest.fixture
-def demo(api: Callable[..., requests.Response]) -> dict[str, Any]:
+def demo_http(http: Callable[..., requests.Response]) -> dict[str, Any]:
     """Project `demo` linked to service desk 1, with a project manager and a developer."""
-    project = api("PUT", "/projects/demo", json=PROJECT, headers=SERVICE)
+    project = http("PUT", "/projects/demo", json=PROJECT, headers=SERVICE)
     assert project.status_code == 201, project.text
     for contact_id, body in (("pm-1", PM), ("dev-1", DEV)):
-        contact = api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE)
+        contact = http("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE)
         assert contact.status_code == 201, contact.text
     return dict(project.json())
 
 
-def grant_status(api: Callable[..., requests.Response]) -> Callable[[], str | None]:
+def grant_status(http: Callable[..., requests.Response]) -> Callable[[], str | None]:
     def status() -> str | None:
-        response = api("GET", "/projects/demo/grants/dev-1", headers=MANAGER)
+        response = http("GET", "/projects/demo/grants/dev-1", headers=MANAGER)
         if response.status_code == 404:
             return "gone"
         return None if response.json()["status"].endswith("_pending") else response.json()["status"]
@@ -104,27 +93,27 @@ def grant_status(api: Callable[..., requests.Response]) -> Callable[[], str | No
     return status
 
 
-def test_health(api: Callable[..., requests.Response]) -> None:
+def test_health(http: Callable[..., requests.Response]) -> None:
     # When / Then
-    assert api("GET", "/health").json() == {"status": "ok"}
+    assert http("GET", "/health").json() == {"status": "ok"}
 
 
 def test_grant_is_activated_then_removed_end_to_end(
-    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+    stack: LocalStack, http: Callable[..., requests.Response], demo_http: dict[str, Any]
 ) -> None:
     assert stack.jira is not None
     assert stack.mailbox is not None
-    organization_id = demo["organization_id"]
+    organization_id = demo_http["organization_id"]
 
     # When the project manager grants access to a developer of the company
-    added = api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    added = http("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
 
     # Then the grant is accepted, then activated by the state machine
     assert added.status_code == 202, added.text
     assert added.json()["status"] == "activation_pending"
     assert added.headers["Location"].endswith("/projects/demo/grants/dev-1")
-    assert wait_for(grant_status(api), what="activation") == "activated"
-    grant = api("GET", "/projects/demo/grants/dev-1", headers=MANAGER).json()
+    assert wait_for(grant_status(http), what="activation") == "activated"
+    grant = http("GET", "/projects/demo/grants/dev-1", headers=MANAGER).json()
     assert grant["account_created"] is True
 
     # And JSM has the customer in the service desk and the project's organization
@@ -146,29 +135,29 @@ def test_grant_is_activated_then_removed_end_to_end(
     assert mails == stack.mailbox.messages()
 
     # And the activity log tells the story
-    activity = api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
+    activity = http("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
     actions = [entry["action"] for entry in activity]
     assert {"grant.requested", "grant.activated"} <= set(actions)
 
     # When the project manager removes the access
-    removed = api("DELETE", "/projects/demo/grants/dev-1", headers=MANAGER)
+    removed = http("DELETE", "/projects/demo/grants/dev-1", headers=MANAGER)
 
     # Then the grant goes away, and so does the account from the organization and the desk
     assert removed.status_code == 202, removed.text
-    assert wait_for(grant_status(api), what="removal") == "gone"
+    assert wait_for(grant_status(http), what="removal") == "gone"
     state = stack.jira.state()
     desk = next(d for d in state["service_desks"] if d["id"] == "1")
     organization = next(o for o in state["organizations"] if o["id"] == organization_id)
     assert account["accountId"] not in desk["customers"]
     assert account["accountId"] not in organization["users"]
     actions = [
-        e["action"] for e in api("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
+        e["action"] for e in http("GET", "/projects/demo/activity", headers=MANAGER).json()["items"]
     ]
     assert {"grant.removal_requested", "grant.removed"} <= set(actions)
 
 
 def test_throttled_step_waits_what_jira_asked_then_resumes(
-    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+    stack: LocalStack, http: Callable[..., requests.Response], demo_http: dict[str, Any]
 ) -> None:
     assert stack.jira is not None
     assert stack.fast_clock is not None
@@ -186,18 +175,18 @@ def test_throttled_step_waits_what_jira_asked_then_resumes(
     )
 
     # When a grant is added
-    added = api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    added = http("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
 
     # Then the state machine waited the 7 s Jira asked for (scaled down) and the grant activated
     assert added.status_code == 202, added.text
-    assert wait_for(grant_status(api), what="activation") == "activated"
+    assert wait_for(grant_status(http), what="activation") == "activated"
     assert ("wait", 7.0) in stack.fast_clock.waits
     calls = [c for c in stack.jira.calls() if c["path"].endswith("/servicedesk/1/customer")]
     assert [c["status"] for c in calls] == [429, 204]
 
 
 def test_unavailable_step_is_retried_with_backoff(
-    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+    stack: LocalStack, http: Callable[..., requests.Response], demo_http: dict[str, Any]
 ) -> None:
     assert stack.jira is not None
     assert stack.fast_clock is not None
@@ -207,21 +196,21 @@ def test_unavailable_step_is_retried_with_backoff(
     )
 
     # When a grant is added
-    api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    http("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
 
     # Then the ASL Retry (JiraUnavailable: 2 s, full jitter) ran once and the grant activated
-    assert wait_for(grant_status(api), what="activation") == "activated"
+    assert wait_for(grant_status(http), what="activation") == "activated"
     retries = [seconds for kind, seconds in stack.fast_clock.waits if kind == "retry"]
     assert len(retries) == 1
     assert 0 <= retries[0] <= 2
 
 
 def test_mailbox_can_be_emptied(
-    stack: LocalStack, api: Callable[..., requests.Response], demo: dict[str, Any]
+    stack: LocalStack, http: Callable[..., requests.Response], demo_http: dict[str, Any]
 ) -> None:
     # Given an activation email was sent
-    api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
-    wait_for(grant_status(api), what="activation")
+    http("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    wait_for(grant_status(http), what="activation")
     assert len(requests.get(f"{stack.mail_url}/api/messages", timeout=5).json()["items"]) == 1
 
     # When the mailbox is emptied over HTTP
