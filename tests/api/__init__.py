@@ -1,0 +1,1 @@
+"""API tests through `chalice.test.Client`: the HTTP contract of SPEC §2."""
