@@ -1,4 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for the team.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,9 +14,11 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
+# (The grep drops pip's warnings about missing local package mirrors some machines configure.)
 $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@echo "Installing dependencies into $(VENV) (about a minute the first time)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $(STAMP)
 
 run: $(STAMP) ## Start the whole stack locally (API :8000, AWS :5000, JSM :8081, mailbox :8025)

@@ -7,6 +7,7 @@ emails are masked before they reach a log line; secrets are never passed to the 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,7 +16,16 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "helpdesk-access"
 
-__all__ = ["MetricUnit", "count", "logger", "mask_email", "metrics", "record_jira_call", "tracer"]
+__all__ = [
+    "MetricUnit",
+    "count",
+    "logger",
+    "mask_email",
+    "mask_emails_in",
+    "metrics",
+    "record_jira_call",
+    "tracer",
+]
 
 logger = Logger(service=SERVICE)
 # An invocation that only reads (most API calls) has no metric to publish: that is not news.
@@ -30,6 +40,14 @@ def mask_email(email: str | None) -> str | None:
         return email
     local, domain = email.split("@", 1)
     return f"{local[:1]}***@{domain}"
+
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
+
+
+def mask_emails_in(text: str) -> str:
+    """Every email address in free text masked like `mask_email` does."""
+    return _EMAIL.sub(r"\1***@\2", text)
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..domain.models import Principal
 from ..errors import FieldError, MalformedRequest, ServiceError, ValidationFailed
-from ..observability import logger
+from ..observability import logger, mask_emails_in
 from .auth import principal_from_header
 from .models import ID_RE
 from .problems import problem_for
@@ -152,7 +152,7 @@ def operation(
             except ServiceError as error:
                 if not isinstance(error, MalformedRequest | ValidationFailed):
                     logger.info(
-                        "request refused", extra={"problem": error.code, "detail": error.message}
+                        "request refused", extra={"problem": error.code, "detail": mask_emails_in(error.message)}
                     )
                 return problem_for(error)
             payload = result.body.model_dump(mode="json") if result.body is not None else None
