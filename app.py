@@ -10,7 +10,7 @@ from chalice.app import Chalice, ConvertToMiddleware, Rate
 from chalicelib.api import register_api
 from chalicelib.idempotency import remember_lambda_context
 from chalicelib.observability import logger, metrics, tracer
-from chalicelib.workflows.tasks import run_step, sweep
+from chalicelib.workflows.tasks import drift, run_step, sweep
 
 app = Chalice(app_name="helpdesk-access")
 # Every entry point logs JSON with the Lambda context (the API's request id as correlation id),
@@ -83,3 +83,8 @@ def record_failure(event: Event, context: Any) -> Event:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_stalled_grants")
 def sweep_stalled_grants(event: Any) -> Event:
     return sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
+def check_drift(event: Any) -> Event:
+    return drift()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import Conflict, NotFound, StaleState
 from .authorization import MANAGERS, acting_company, ensure_member, ensure_role
-from .models import Contact, Grant, Principal, Role
+from .models import Contact, Principal, Role
 from .ports import Store
 
 
@@ -60,17 +60,7 @@ class ContactService:
             raise NotFound(f"project {project_id} does not exist")
         ensure_member(principal, project)
         company = acting_company(principal, project)
-        granted = {g.contact_id for g in self._all_grants(project_id)}
+        granted = {g.contact_id for g in self._store.all_grants_of_project(project_id)}
         return [
             c for c in self._store.company_console_users(company) if c.contact_id not in granted
         ]
-
-    def _all_grants(self, project_id: str) -> list[Grant]:
-        grants: list[Grant] = []
-        cursor: str | None = None
-        while True:
-            page = self._store.grants_of_project(project_id, 100, cursor)
-            grants.extend(page.items)
-            if not page.next_cursor:
-                return grants
-            cursor = page.next_cursor

@@ -179,6 +179,21 @@ class JsmClient:
             body={"accountIds": [account_id]},
         )
 
+    def organization_members(self, organization_id: str) -> set[str]:
+        """Account ids of every user of the organization (all pages)."""
+        members: set[str] = set()
+        start = 0
+        while True:
+            page = self._request(
+                "GET",
+                f"{_SD}/organization/{organization_id}/user",
+                params={"start": start, "limit": 50},
+            )
+            members.update(str(user["accountId"]) for user in page["values"])
+            if page.get("isLastPage", True) or not page["values"]:
+                return members
+            start += len(page["values"])
+
     # --- requests -----------------------------------------------------------------------------
 
     def open_requests(

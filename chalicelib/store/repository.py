@@ -180,15 +180,24 @@ def _encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def _decode_cursor(cursor: str | None, key_of: dict[str, str | None]) -> dict[str, Any] | None:
+    """The start key a cursor carries; it must be a key of this very query (`key_of`: attribute
+    → required value, or None for any string), else DynamoDB fails the query (a 500) or pages
+    another partition's position."""
     if not cursor:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, binascii.Error) as exc:
         raise MalformedRequest("cursor is not one this API returned") from exc
-    if not isinstance(key, dict):
+    if not isinstance(key, dict) or set(key) != set(key_of):
         raise MalformedRequest("cursor is not one this API returned")
+    for name, wanted in key_of.items():
+        value = key[name]
+        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+            raise MalformedRequest("cursor is not one this API returned")
+        if wanted is not None and value["S"] != wanted:
+            raise MalformedRequest("cursor is not one this API returned")
     return key
 
 
@@ -369,17 +378,32 @@ class DynamoStore:
 
     def grants_of_project(self, project_id: str, limit: int, cursor: str | None) -> Page[Grant]:
         results = GrantItem.query(
-            project_id, limit=limit, page_size=limit, last_evaluated_key=_decode_cursor(cursor)
+            project_id,
+            limit=limit,
+            page_size=limit,
+            last_evaluated_key=_decode_cursor(
+                cursor, {"project_id": project_id, "contact_id": None}
+            ),
         )
         return _page(results, _grant)
 
     def grants_of_contact(self, contact_id: str) -> list[Grant]:
         return [_grant(item) for item in GrantItem.contact_index.query(contact_id)]
 
+    def all_grants_of_project(self, project_id: str) -> list[Grant]:
+        return [_grant(item) for item in GrantItem.query(project_id)]
+
+    def all_projects(self) -> list[Project]:
+        """Every project (a scan: for the daily drift check only)."""
+        return [_project(item) for item in ProjectItem.scan()]
+
     def activity(
         self, project_id: str, contact_id: str | None, limit: int, cursor: str | None
     ) -> Page[ActivityEntry]:
-        start = _decode_cursor(cursor)
+        key_of: dict[str, str | None] = {"project_id": project_id, "id": None}
+        if contact_id:
+            key_of["project_contact"] = f"{project_id}#{contact_id}"
+        start = _decode_cursor(cursor, key_of)
         if contact_id:
             results = ActivityItem.contact_index.query(
                 f"{project_id}#{contact_id}",

@@ -18,6 +18,7 @@ from typing import Any
 from ulid import ULID
 
 from ..config import get_settings
+from ..domain.drift import check_drift
 from ..domain.grant_steps import GrantJob, GrantSteps
 from ..domain.models import GrantError, utc_now
 from ..domain.sweeper import sweep_stalled_grants
@@ -125,3 +126,13 @@ def sweep() -> dict[str, Any]:
     report = sweep_stalled_grants(DynamoStore(), StepFunctionsStarter(), EventBridgePublisher())
     logger.info("stalled grants swept", extra={"sweep": asdict(report)})
     return asdict(report)
+
+
+def drift() -> dict[str, Any]:
+    """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
+    reports = check_drift(DynamoStore(), jsm_client())
+    for report in reports:
+        logger.warning("drift found", extra={"drift": {**asdict(report), "found": report.found}})
+    found = sum(report.found for report in reports)
+    count("DriftFound", found)
+    return {"projects_with_drift": len(reports), "found": found}

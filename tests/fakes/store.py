@@ -351,6 +351,17 @@ class InMemoryStore:
             grants, limit, lambda g: {"project_id": g.project_id, "contact_id": g.contact_id}
         )
 
+    def all_grants_of_project(self, project_id: str) -> list[Grant]:
+        with self._lock:
+            return sorted(
+                (copy.deepcopy(g) for (p, _), g in self._grants.items() if p == project_id),
+                key=lambda g: g.contact_id,
+            )
+
+    def all_projects(self) -> list[Project]:
+        with self._lock:
+            return [copy.deepcopy(p) for p in self._projects.values()]
+
     def grants_of_contact(self, contact_id: str) -> list[Grant]:
         with self._lock:
             return sorted(
