@@ -152,7 +152,8 @@ def operation(
             except ServiceError as error:
                 if not isinstance(error, MalformedRequest | ValidationFailed):
                     logger.info(
-                        "request refused", extra={"problem": error.code, "detail": mask_emails_in(error.message)}
+                        "request refused",
+                        extra={"problem": error.code, "detail": mask_emails_in(error.message)},
                     )
                 return problem_for(error)
             payload = result.body.model_dump(mode="json") if result.body is not None else None

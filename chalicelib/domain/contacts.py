@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..errors import Conflict, NotFound, StaleState
-from .authorization import MANAGERS, acting_company, ensure_member, ensure_role
+from ..errors import Conflict, StaleState
+from .authorization import MANAGERS, acting_company, ensure_role
 from .models import Contact, Principal, Role
 from .ports import Store
+from .projects import member_project
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,7 @@ class ContactService:
 
     def eligible(self, principal: Principal, project_id: str) -> list[Contact]:
         """The actor's company contacts with Console User and no grant on the project yet."""
-        project = self._store.get_project(project_id)
-        if project is None:
-            raise NotFound(f"project {project_id} does not exist")
-        ensure_member(principal, project)
+        project = member_project(self._store, principal, project_id)
         company = acting_company(principal, project)
         granted = {g.contact_id for g in self._store.all_grants_of_project(project_id)}
         return [

@@ -22,7 +22,7 @@ from ..errors import (
     ValidationFailed,
 )
 from . import activity
-from .authorization import acting_company, ensure_manages_contact, ensure_member
+from .authorization import acting_company, ensure_manages_contact
 from .grant_lifecycle import ACTIVITY_ACTION, retry_target
 from .models import (
     ActivityEntry,
@@ -39,6 +39,7 @@ from .models import (
 from .outcomes import record_failure
 from .policies import domain_allowed, ensure_active, ensure_domain_allowed
 from .ports import EventPublisher, Mailer, Page, Store, UnitOfWork, WorkflowStarter
+from .projects import member_project
 
 # How long a client should wait before retrying a request refused because an activation runs.
 PENDING_RETRY_AFTER_SECONDS = 5
@@ -98,11 +99,7 @@ class GrantService:
     # --- reads --------------------------------------------------------------------------------
 
     def project_for_member(self, principal: Principal, project_id: str) -> Project:
-        project = self._store.get_project(project_id)
-        if project is None:
-            raise NotFound(f"project {project_id} does not exist")
-        ensure_member(principal, project)
-        return project
+        return member_project(self._store, principal, project_id)
 
     def list_grants(
         self, principal: Principal, project_id: str, limit: int, cursor: str | None

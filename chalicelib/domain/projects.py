@@ -25,17 +25,27 @@ class ProjectSpec:
     allowed_email_domains: list[str] = field(default_factory=list)
 
 
+def require_project(store: Store, project_id: str) -> Project:
+    project = store.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} does not exist")
+    return project
+
+
+def member_project(store: Store, principal: Principal, project_id: str) -> Project:
+    """The project, if the principal may see it (404 before 403: ids are not secrets here)."""
+    project = require_project(store, project_id)
+    ensure_member(principal, project)
+    return project
+
+
 class ProjectService:
     def __init__(self, store: Store, jira: HelpdeskDirectory) -> None:
         self._store = store
         self._jira = jira
 
     def get(self, principal: Principal, project_id: str) -> Project:
-        project = self._store.get_project(project_id)
-        if project is None:
-            raise NotFound(f"project {project_id} does not exist")
-        ensure_member(principal, project)
-        return project
+        return member_project(self._store, principal, project_id)
 
     def put(self, principal: Principal, project_id: str, spec: ProjectSpec) -> tuple[Project, bool]:
         """Create or update; returns the project and whether it was created.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import Conflict, FieldError, NotFound, StaleState, ValidationFailed
+from ..errors import Conflict, FieldError, StaleState, ValidationFailed
 from . import activity
-from .authorization import ensure_may_change_support_access, ensure_member
-from .models import Principal, Project, SupportAccess, iso, utc_now
+from .authorization import ensure_may_change_support_access
+from .models import Principal, SupportAccess, iso, utc_now
 from .ports import EventPublisher, Mailer, Store
+from .projects import member_project, require_project
 
 CONFIRMATION_WORD = "Support"
 
@@ -23,9 +24,7 @@ class SupportAccessService:
         self._support_team_email = support_team_email
 
     def get(self, principal: Principal, project_id: str) -> SupportAccess:
-        project = self._project(project_id)
-        ensure_member(principal, project)
-        return project.support_access
+        return member_project(self._store, principal, project_id).support_access
 
     def change(
         self,
@@ -40,7 +39,7 @@ class SupportAccessService:
         Repeating the current state changes nothing and sends nothing. The support team is
         emailed before the change is stored, so a change is never recorded without its email.
         """
-        project = self._project(project_id)
+        project = require_project(self._store, project_id)
         ensure_may_change_support_access(principal, project)
         errors = []
         if confirmation != CONFIRMATION_WORD:
@@ -88,9 +87,3 @@ class SupportAccessService:
             },
         )
         return changed
-
-    def _project(self, project_id: str) -> Project:
-        project = self._store.get_project(project_id)
-        if project is None:
-            raise NotFound(f"project {project_id} does not exist")
-        return project

@@ -6,7 +6,6 @@ empty outbox and a fresh JSM site.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from chalice.app import Chalice
 from chalicelib.api.auth import issue_token
 from local.aws import aws_client
 from local.stack import LocalStack, SqsPoller
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +48,6 @@ def bearer(sub: str, email: str, company: str | None, roles: list[str]) -> dict[
 
 SERVICE = bearer("console", "console@example.com", None, ["service"])
 MANAGER = bearer("pm-1", PM["email"], "acme", ["project_manager"])
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

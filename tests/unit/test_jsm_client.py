@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,14 +23,6 @@ from chalicelib.errors import (
 from chalicelib.jira import JsmAccount, JsmClient, JsmRequest, Organization, ServiceDesk, jsm_client
 from chalicelib.jira import client as client_module
 from local.jsm_emulator import DEFAULT_EMAIL, DEFAULT_TOKEN, JsmEmulator
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[JsmEmulator]:
-    server = JsmEmulator(port=0)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

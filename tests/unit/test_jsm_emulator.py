@@ -32,14 +32,6 @@ class Api(Protocol):
     def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response: ...
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[JsmEmulator]:
-    server = JsmEmulator(port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _fresh_site(emulator: JsmEmulator) -> None:
     emulator.reset()
