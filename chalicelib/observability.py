@@ -52,7 +52,10 @@ def mask_emails_in(text: str) -> str:
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
     """Add a plain metric to the current invocation's batch."""
-    metrics.add_metric(name=name, unit=unit, value=value)
+    # Disabled (the local stack), Powertools never clears the batch at flush, and once a metric
+    # holds 100 values `add_metric` prints the whole batch to stdout regardless.
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def record_jira_call(method: str, path: str, status: int | None, outcome: str, ms: float) -> None:

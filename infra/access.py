@@ -82,6 +82,8 @@ ACCESS: dict[str, Access] = {
         },
         secrets=frozenset({"jwt", "jira_token"}),
         start_executions=frozenset(STATE_MACHINE_IDS),
+        # A new run waits for the previous run's execution to end (domain.grants).
+        describe_executions=frozenset(STATE_MACHINE_IDS),
         send_email=True,
         put_events=True,
     ),
@@ -116,10 +118,16 @@ ACCESS: dict[str, Access] = {
         put_events=True,
     ),
     "sweep_stalled_grants": Access(
-        tables={"grants": frozenset({SCAN, GET, UPDATE}), "activity": APPEND},
+        # Scans for stalled grants; marks those whose execution ended without an outcome.
+        tables={"grants": frozenset({SCAN, UPDATE}), "activity": APPEND},
         start_executions=frozenset(STATE_MACHINE_IDS),
         describe_executions=frozenset(STATE_MACHINE_IDS),
         put_events=True,
+    ),
+    # Daily: every project's JSM organization against its grants (report only).
+    "check_drift": Access(
+        tables={"projects": frozenset({SCAN}), "grants": frozenset({QUERY})},
+        secrets=frozenset({"jira_token"}),
     ),
 }
 

@@ -5,7 +5,8 @@ Sources:
   `HelpdeskAccess-<stage>`, dimension `service=helpdesk-access` (+ `outcome` for `JiraCalls`);
 - AWS metrics of the state machines, the HR queues, API Gateway and the Lambda functions;
 - the Powertools JSON log lines: `message="activity recorded"` with `activity.*` (one per committed
-  activity entry), `message="jira call"` with `jira.*`, `message="jira throttled"`.
+  activity entry), `message="jira call"` with `jira.*`, `message="jira throttled"`,
+  `message="drift found"` with `drift.*`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def alarms(w: Watched) -> dict[str, Json]:
         threshold=1,
         topic_id=w.topic_id,
     )
+    resources["DriftFoundAlarm"] = _alarm(
+        "The daily check found JSM organizations that differ from the grants table. "
+        "Run the 'Drift found' query, then fix JSM or retry/remove the grants.",
+        {
+            "Namespace": w.namespace,
+            "MetricName": "DriftFound",
+            "Dimensions": [SERVICE_DIMENSION],
+        },
+        threshold=1,
+        topic_id=w.topic_id,
+    )
     resources["JiraAuthErrorsAlarm"] = _alarm(
         "Jira answered 401/403: the API token was revoked, expired or lost its permissions. "
         "Rotate it (docs/operations.md); affected grants are *_failed and can be retried.",
@@ -170,6 +182,12 @@ filter (message = "jira call" and jira.outcome = "throttled") or message = "jira
 | stats count(jira.outcome) as throttled_calls, count(wait_seconds) as steps_waiting,
   max(wait_seconds) as longest_wait_s by bin(5m)
 | sort @timestamp desc""",
+    "Drift found": """\
+fields @timestamp, drift.project_id as project, drift.missing_in_jsm as missing_in_jsm,
+  drift.unknown_in_jsm as unknown_in_jsm, drift.error as error
+| filter message = "drift found"
+| sort @timestamp desc
+| limit 200""",
     "One grant lifecycle (by execution name)": """\
 fields @timestamp, @logStream, step, message, jira.method, jira.path, jira.status, jira.outcome,
   activity.action, problem, detail
@@ -201,12 +219,14 @@ def _service_metric(w: Watched, name: str, **options: Any) -> list[Any]:
     return [w.namespace, name, "service", "helpdesk-access", options or {}]
 
 
-def _widget(title: str, metrics: list[list[Any]], x: int, y: int, **properties: Any) -> Json:
+def _widget(
+    title: str, metrics: list[list[Any]], x: int, y: int, width: int = 12, **properties: Any
+) -> Json:
     return {
         "type": "metric",
         "x": x,
         "y": y,
-        "width": 12,
+        "width": width,
         "height": 6,
         "properties": {
             "title": title,
@@ -278,6 +298,15 @@ def dashboard_body(w: Watched, alarm_ids: list[str]) -> dict[str, Any]:
             [_service_metric(w, "JiraThrottled", color="#ff7f0e")],
             12,
             8,
+            width=6,
+        ),
+        _widget(
+            "Drift found (daily JSM check)",
+            [_service_metric(w, "DriftFound", color="#9467bd")],
+            18,
+            8,
+            width=6,
+            period=86400,
         ),
     ]
     y = 14

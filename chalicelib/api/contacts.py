@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalice.app import Blueprint
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from .. import services
 from ..domain.contacts import ContactSpec
@@ -13,7 +13,7 @@ from .models import ContactLookupResponse, ContactResponse, Email, PutContactReq
 from .routing import Call, Result, operation
 
 bp = Blueprint(__name__)
-EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+EMAIL: TypeAdapter[str] = TypeAdapter(Email, config=ConfigDict(defer_build=True))
 
 
 @operation(

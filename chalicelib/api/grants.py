@@ -148,7 +148,7 @@ def retry_grant(call: Call, project_id: str, contact_id: str) -> Result:
 )
 def list_activity(call: Call, project_id: str) -> Result:
     page = services.grants().activity(
-        call.user, project_id, call.query.get("contact_id"), call.limit(), call.cursor()
+        call.user, project_id, call.id_filter("contact_id"), call.limit(), call.cursor()
     )
     return Result(
         ActivityList(

@@ -33,11 +33,12 @@ Group = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 class RequestModel(BaseModel):
     """Strict input: unknown fields and wrong JSON types are refused (422)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Validators are built on first use: the task Lambdas import the app but never parse a body.
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- requests -------------------------------------------------------------------------------

@@ -65,13 +65,22 @@ class Call:
         raw = self.query.get("limit")
         if raw is None:
             return DEFAULT_LIMIT
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        # ASCII only: str.isdigit() also accepts "²", which int() then refuses (a 500).
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
             message = f"limit must be a whole number from 1 to {MAX_LIMIT}"
             raise ValidationFailed(message, [FieldError("limit", message)])
         return int(raw)
 
     def cursor(self) -> str | None:
         return self.query.get("cursor") or None
+
+    def id_filter(self, name: str) -> str | None:
+        """An optional id in the query (`?contact_id=`), shaped like the ids in paths."""
+        raw = self.query.get(name) or None
+        if raw is not None and not ID_RE.fullmatch(raw):
+            message = "ids are 1-64 characters of A-Z a-z 0-9 . _ -"
+            raise ValidationFailed(f"{name} is not a valid id", [FieldError(name, message)])
+        return raw
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,9 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
 
 
 def _check_path(params: dict[str, str]) -> None:
-    bad = [name for name, value in params.items() if not ID_RE.match(value)]
+    # fullmatch: `$` alone also matches before a trailing newline, which API Gateway passes on
+    # once it has decoded `%0A` in a path.
+    bad = [name for name, value in params.items() if not ID_RE.fullmatch(value)]
     if bad:
         errors = [FieldError(n, "ids are 1-64 characters of A-Z a-z 0-9 . _ -") for n in bad]
         raise MalformedRequest("the path has an invalid id", errors)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ulid import ULID
-
+from .ids import new_ulid
 from .models import ActivityEntry, Actor, iso, utc_now
 
 
@@ -23,7 +22,7 @@ def entry(
     return ActivityEntry(
         project_id=project_id,
         at=iso(now),
-        id=str(ULID.from_datetime(now)),
+        id=new_ulid(now),
         action=action,
         actor=actor,
         contact_id=contact_id,

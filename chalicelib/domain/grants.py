@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ulid import ULID
-
 from ..errors import (
     Conflict,
     DependencyUnavailable,
@@ -24,6 +22,7 @@ from ..errors import (
 from . import activity
 from .authorization import acting_company, ensure_manages_contact
 from .grant_lifecycle import ACTIVITY_ACTION, retry_target
+from .ids import new_ulid
 from .models import (
     ActivityEntry,
     Contact,
@@ -43,6 +42,8 @@ from .projects import member_project
 
 # How long a client should wait before retrying a request refused because an activation runs.
 PENDING_RETRY_AFTER_SECONDS = 5
+# ... and before retrying one refused because the previous run's execution is still finishing.
+FINISHING_RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class GrantView:
 def lifecycle_name(project_id: str, contact_id: str, kind: str) -> str:
     """A Step Functions execution name unique to one lifecycle run of one grant (≤ 80 chars)."""
     readable = re.sub(r"[^A-Za-z0-9_-]", "_", f"{project_id}-{contact_id}")[:40]
-    return f"{readable}-{kind}-{ULID()}"
+    return f"{readable}-{kind}-{new_ulid()}"
 
 
 def _view(project: Project, grant: Grant) -> GrantView:
@@ -138,6 +139,9 @@ class GrantService:
             raise Conflict(
                 f"{contact.email} already has a grant on this project ({existing.status.value})"
             )
+        self._ensure_ended(
+            existing.lifecycle_id if existing else self._last_run(project_id, contact.contact_id)
+        )
         name = lifecycle_name(project_id, contact.contact_id, "activation")
         if existing is not None:
             grant = replace(
@@ -178,6 +182,7 @@ class GrantService:
             )
         )
         self._commit(uow, "the grant changed while it was being requested; reload and retry")
+        grant = self._reloaded(grant)
         self._start(grant)
         return _view(project, grant)
 
@@ -272,7 +277,7 @@ class GrantService:
             )
         is_company = new.kind == "company"
         contact = Contact(
-            contact_id=f"c-{ULID()}".lower(),
+            contact_id=f"c-{new_ulid()}".lower(),
             email=new.email,
             name=new.name,
             company_id=company if is_company else None,
@@ -313,6 +318,7 @@ class GrantService:
         return grant
 
     def _begin(self, principal: Principal, grant: Grant, target: GrantStatus) -> Grant:
+        self._ensure_ended(grant.lifecycle_id)
         kind = "activation" if target is GrantStatus.ACTIVATION_PENDING else "removal"
         name = lifecycle_name(grant.project_id, grant.contact_id, kind)
         uow = self._store.unit_of_work()
@@ -330,9 +336,33 @@ class GrantService:
             )
         )
         self._commit(uow, "the grant changed meanwhile; reload it and try again")
-        started = replace(grant, status=target, lifecycle_id=name, error=None)
+        started = self._reloaded(replace(grant, status=target, lifecycle_id=name, error=None))
         self._start(started)
         return started
+
+    def _ensure_ended(self, lifecycle_id: str | None) -> None:
+        """Refuse a new run while the grant's previous run's execution is still finishing.
+
+        A run records its outcome in its last task, then publishes its event (and a removal may
+        unlink an external contact) before its execution ends: a run started in that moment
+        would run beside it, and its event could overtake the previous one.
+        """
+        if lifecycle_id and self._workflows.is_running(lifecycle_id):
+            raise Conflict(
+                "the previous change of this grant is still finishing; retry in a moment",
+                retry_after=FINISHING_RETRY_AFTER_SECONDS,
+            )
+
+    def _last_run(self, project_id: str, contact_id: str) -> str | None:
+        """The execution of the contact's latest run on the project (a removed grant's item is
+        gone, its activity entries are not)."""
+        recent = self._store.activity(project_id, contact_id, 10, None).items
+        return next((str(e.detail["execution"]) for e in recent if e.detail.get("execution")), None)
+
+    def _reloaded(self, written: Grant) -> Grant:
+        """The grant as just committed: the store stamps `updated_at` on a transition, and the
+        202 must show the same grant a repeated request (or a GET) shows."""
+        return self._store.get_grant(written.project_id, written.contact_id) or written
 
     def _commit(self, uow: UnitOfWork, conflict_message: str) -> None:
         try:

@@ -47,6 +47,26 @@ class StepFunctionsStarter:
             extra={"execution": grant.lifecycle_id, "execution_arn": response["executionArn"]},
         )
 
+    def is_running(self, lifecycle_id: str) -> bool:
+        """Whether the execution of that lifecycle run exists and has not ended yet."""
+        settings = get_settings()
+        kind = lifecycle_id.rsplit("-", 2)[-2]  # names are `<grant>-<kind>-<ULID>`
+        machine = (
+            settings.removal_state_machine_arn
+            if kind == "removal"
+            else settings.activation_state_machine_arn
+        )
+        arn = machine.replace(":stateMachine:", ":execution:") + f":{lifecycle_id}"
+        try:
+            status = client("stepfunctions").describe_execution(executionArn=arn)["status"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return False  # never started (its start failed): nothing is running
+            raise DependencyUnavailable(f"Step Functions refused a describe: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"Step Functions is unreachable: {exc}") from exc
+        return bool(status == "RUNNING")
+
     def execution_status(self, grant: Grant) -> str | None:
         """RUNNING/SUCCEEDED/FAILED/… of the grant's current execution; None if never started."""
         settings = get_settings()

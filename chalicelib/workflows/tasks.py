@@ -15,11 +15,10 @@ from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
-from ulid import ULID
-
 from ..config import get_settings
 from ..domain.drift import check_drift
 from ..domain.grant_steps import GrantJob, GrantSteps
+from ..domain.ids import ulid_time
 from ..domain.models import GrantError, utc_now
 from ..domain.sweeper import sweep_stalled_grants
 from ..errors import JiraRateLimited
@@ -113,7 +112,7 @@ def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
     if step == "complete_activation" and result.get("activated"):
         count("GrantsActivated")
         # The lifecycle id ends with the ULID minted when the grant was requested.
-        started = ULID.from_str(job.lifecycle_id.rsplit("-", 1)[-1]).datetime
+        started = ulid_time(job.lifecycle_id.rsplit("-", 1)[-1])
         count("ActivationSeconds", (utc_now() - started).total_seconds(), MetricUnit.Seconds)
     elif step == "complete_removal" and result.get("removed"):
         count("GrantsRemoved")

@@ -406,8 +406,8 @@ def test_delete_while_activation_is_pending_is_refused_with_retry_after(
 # --- cost per lifecycle -----------------------------------------------------------------------
 
 
-def state_transitions(stack: LocalStack, state_machine_arn: str) -> list[int]:
-    """States entered by each execution of a state machine, from its execution history."""
+def state_transitions(stack: LocalStack, state_machine_arn: str, prefix: str) -> list[int]:
+    """States entered by each execution whose name starts with `prefix` (execution history)."""
     sfn = boto3.client("stepfunctions", endpoint_url=stack.aws_url, region_name="eu-west-1")
     executions = sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
     return [
@@ -416,22 +416,24 @@ def state_transitions(stack: LocalStack, state_machine_arn: str) -> list[int]:
             for e in sfn.get_execution_history(executionArn=x["executionArn"])["events"]
         )
         for x in executions
+        if x["name"].startswith(prefix)
     ]
 
 
 def test_lifecycles_stay_within_their_transition_budget(
     stack: LocalStack, api: Api, seed: Seeder
 ) -> None:
-    # Given a full lifecycle of a grant
+    # Given a full lifecycle of a grant on a project of its own (executions outlive resets)
     seed.demo()
-    grant(api, {"contact_id": "dev-1"})
-    settled_grant(api, "demo", "dev-1")
-    assert api.delete("/projects/demo/grants/dev-1", ACME_PM).status == 202
-    settled_grant(api, "demo", "dev-1")
+    seed.project("budget", name="Budget project")
+    assert api.post("/projects/budget/grants", {"contact_id": "dev-1"}, ACME_PM).status == 202
+    settled_grant(api, "budget", "dev-1")
+    assert api.delete("/projects/budget/grants/dev-1", ACME_PM).status == 202
+    assert settled_grant(api, "budget", "dev-1") is None
 
     # Then activation entered ≤ 12 states and removal ≤ 8 (Standard workflows bill per transition)
     settings = get_settings()
-    [activation] = state_transitions(stack, settings.activation_state_machine_arn)
-    [removal] = state_transitions(stack, settings.removal_state_machine_arn)
+    [activation] = state_transitions(stack, settings.activation_state_machine_arn, "budget-")
+    [removal] = state_transitions(stack, settings.removal_state_machine_arn, "budget-")
     assert activation <= 12
     assert removal <= 8

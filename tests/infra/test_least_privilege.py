@@ -1,0 +1,375 @@
+"""Every AWS call each Lambda makes is one its declared access allows (`infra/access.py`).
+
+The local stack runs the real flows (API over HTTP, the real ASL calling the task handlers,
+the sweeper) while every botocore call is recorded with the function it was made for. A call
+outside the function's declaration would be an `AccessDenied` in AWS: this finds it offline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from botocore.client import BaseClient
+from chalice.app import Chalice
+
+from chalicelib.api.auth import issue_token
+from chalicelib.config import get_settings
+from chalicelib.domain.models import iso, utc_now
+from infra import access
+from infra.functions import API_HANDLER
+from local.aws import aws_client, invoke_handler
+from local.stack import LocalStack
+
+pytestmark = pytest.mark.slow
+
+SECRET = "local-dev-secret"
+
+
+def bearer(sub: str, email: str, company: str | None, roles: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(SECRET, sub, email, company, roles)}"}
+
+
+SERVICE = bearer("console", "console@example.com", None, ["service"])
+MANAGER = bearer("pm-1", "priya.pm@acme.example", "acme", ["project_manager"])
+ADMIN = bearer("admin-1", "ada.admin@acme.example", "acme", ["company_admin"])
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+
+class Recorder:
+    """Records botocore calls made while a Lambda handler (or the API) runs, per function."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._current = threading.local()
+        self._lock = threading.Lock()
+
+    def running(self, function: str) -> Any:
+        recorder = self
+
+        class _Running:
+            def __enter__(self) -> None:
+                recorder._current.function = function
+
+            def __exit__(self, *exc: object) -> None:
+                recorder._current.function = None
+
+        return _Running()
+
+    def record(self, client: BaseClient, operation: str, params: dict[str, Any]) -> None:
+        function = getattr(self._current, "function", None)
+        if function is not None:
+            service = client.meta.service_model.service_name
+            with self._lock:
+                self.calls.append(Call(function, service, operation, dict(params)))
+
+
+@pytest.fixture(scope="module")
+def recorded(running_stack: LocalStack) -> Iterator[tuple[Recorder, LocalStack]]:
+    """The process's local stack (tests/conftest.py), reset, with every AWS call recorded."""
+    stack = running_stack
+    stack.reset()
+    recorder = Recorder()
+    patch = pytest.MonkeyPatch()
+    original_call = BaseClient._make_api_call
+
+    def make_api_call(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        recorder.record(self, operation, params)
+        return original_call(self, operation, params)
+
+    original_app_call = Chalice.__call__
+
+    def api_call(self: Chalice, event: Any, context: Any) -> Any:
+        with recorder.running(API_HANDLER):
+            return original_app_call(self, event, context)
+
+    patch.setattr(BaseClient, "_make_api_call", make_api_call)
+    patch.setattr(Chalice, "__call__", api_call)
+    handlers = dict(stack.app.handler_map)
+    for name, handler in handlers.items():
+        if name != API_HANDLER:
+            stack.app.handler_map[name] = _attributed(recorder, name, handler)
+    try:
+        yield recorder, stack
+    finally:
+        stack.app.handler_map.update(handlers)
+        patch.undo()
+        stack.reset()
+
+
+def _attributed(recorder: Recorder, name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any) -> Any:
+        with recorder.running(name):
+            return handler(*args)
+
+    return run
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return result
+
+
+def _exercise(stack: LocalStack) -> None:
+    """Every flow the deployed service runs, end to end."""
+    assert stack.jira is not None
+    session = requests.Session()
+
+    def api(method: str, path: str, **kwargs: Any) -> requests.Response:
+        return session.request(method, stack.api_url + path, timeout=10, **kwargs)
+
+    def status(contact: str) -> Callable[[], str | None]:
+        def read() -> str | None:
+            response = api("GET", f"/projects/demo/grants/{contact}", headers=MANAGER)
+            if response.status_code == 404:
+                return "gone"
+            value = str(response.json()["status"])
+            return None if value.endswith("_pending") else value
+
+        return read
+
+    project = {
+        "name": "Demo",
+        "customer_company_id": "acme",
+        "created_by": "admin-1",
+        "service_desk_id": "1",
+    }
+    assert api("PUT", "/projects/demo", json=project, headers=SERVICE).status_code == 201
+    for contact_id, email in (("pm-1", "priya.pm@acme.example"), ("dev-1", "dana@acme.example")):
+        body = {"email": email, "name": contact_id, "company_id": "acme", "console_user": True}
+        assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
+    moved = {
+        "email": "dana.dev@acme.example",
+        "name": "Dana",
+        "company_id": "acme",
+        "console_user": True,
+    }
+    assert api("PUT", "/contacts/dev-1", json=moved, headers=SERVICE).status_code == 200
+    api("GET", "/contacts", params={"email": "dana.dev@acme.example"}, headers=MANAGER)
+    api("GET", "/projects/demo/eligible-contacts", headers=MANAGER)
+
+    # activation (new JSM account: welcome email), reads, password reset, support access
+    added = api(
+        "POST",
+        "/projects/demo/grants",
+        json={"contact_id": "dev-1"},
+        headers={**MANAGER, "Idempotency-Key": "k-1"},
+    )
+    assert added.status_code == 202, added.text
+    assert wait_for(status("dev-1"), "activation") == "activated"
+    again = api(
+        "POST",
+        "/projects/demo/grants",
+        json={"contact_id": "dev-1"},
+        headers={**MANAGER, "Idempotency-Key": "k-1"},
+    )
+    assert again.status_code == 202, again.text
+    api("GET", "/projects/demo/grants", headers=MANAGER)
+    api("GET", "/projects/demo/activity", headers=MANAGER)
+    api("GET", "/projects/demo/activity", params={"contact_id": "dev-1"}, headers=MANAGER)
+    api("GET", "/projects/demo/helpdesk", headers=MANAGER)
+    api("POST", "/projects/demo/grants/dev-1/password-reset", headers=MANAGER)
+    support = {"enabled": True, "reason": "incident 42", "confirmation": "Support"}
+    api("PUT", "/projects/demo/support-access", json=support, headers=ADMIN)
+
+    # a contact of another company by email, then a new external: both linked to the company
+    partner = {"email": "pat@partner.example", "name": "Pat", "company_id": "partner"}
+    assert api("PUT", "/contacts/pat-1", json=partner, headers=SERVICE).status_code == 201
+    by_email = {"email": "pat@partner.example"}
+    assert api("POST", "/projects/demo/grants", json=by_email, headers=MANAGER).status_code == 202
+    guest = {"new_contact": {"email": "gil@partner.example", "name": "Gil", "kind": "external"}}
+    assert api("POST", "/projects/demo/grants", json=guest, headers=MANAGER).status_code == 202
+    wait_for(lambda: api("GET", "/projects/demo/grants", headers=MANAGER).json()["items"], "guest")
+
+    # removal (leaves the desk; unlinks the external)
+    assert api("DELETE", "/projects/demo/grants/dev-1", headers=MANAGER).status_code == 202
+    assert wait_for(status("dev-1"), "removal") == "gone"
+    items = api("GET", "/projects/demo/grants", headers=MANAGER).json()["items"]
+    for grant in items:
+        wait_for(status(grant["contact_id"]), "guest activation")
+        api("DELETE", f"/projects/demo/grants/{grant['contact_id']}", headers=MANAGER)
+        wait_for(status(grant["contact_id"]), "guest removal")
+
+    # a rejected activation: record_failure, then a retry
+    stack.jira.set_faults(
+        [{"method": "POST", "path_regex": r"/servicedesk/1/customer$", "status": 400, "times": 1}]
+    )
+    api("POST", "/projects/demo/grants", json={"contact_id": "dev-1"}, headers=MANAGER)
+    assert wait_for(status("dev-1"), "failure") == "activation_failed"
+    api("POST", "/projects/demo/grants/dev-1/retry", headers=MANAGER)
+    assert wait_for(status("dev-1"), "retry") == "activated"
+
+    # the sweeper: one grant whose execution ended without an outcome, one never started
+    _stall(stack)
+    event = {
+        "version": "0",
+        "id": "sweep-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": iso(utc_now()),
+        "region": get_settings().region,
+        "resources": [],
+        "detail": {},
+    }
+    payload, failed = invoke_handler(
+        stack.app, "sweep_stalled_grants", event, "sweep", get_settings().region
+    )
+    assert not failed, payload
+    assert b'"restarted": 1' in payload
+    assert b'"failed": 1' in payload
+    # the daily drift check
+    payload, failed = invoke_handler(
+        stack.app, "check_drift", event, "drift", get_settings().region
+    )
+    assert not failed, payload
+    session.close()
+
+
+def _stall(stack: LocalStack) -> None:
+    """Two grants the sweeper must move on (written as the test: not recorded)."""
+    settings = get_settings()
+    dynamodb = aws_client("dynamodb", stack.aws_url, settings.region)
+    an_hour_ago = iso(utc_now() - timedelta(hours=1))
+    # dev-1's activation execution has finished: pending again, it ended without an outcome
+    dynamodb.update_item(
+        TableName=settings.grants_table,
+        Key={"project_id": {"S": "demo"}, "contact_id": {"S": "dev-1"}},
+        UpdateExpression="SET #s = :s, updated_at = :u",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "activation_pending"}, ":u": {"S": an_hour_ago}},
+    )
+    # pm-1's removal was written but its execution never started (the API died in between)
+    item = {
+        "project_id": "demo",
+        "contact_id": "pm-1",
+        "status": "deletion_pending",
+        "email": "priya.pm@acme.example",
+        "name": "Priya",
+        "requested_by": "pm-1",
+        "requested_at": an_hour_ago,
+        "updated_at": an_hour_ago,
+        "service_desk_id": "1",
+        "organization_id": "1",
+        "lifecycle_id": "demo-pm-1-removal-never-started",
+    }
+    dynamodb.put_item(TableName=settings.grants_table, Item={k: {"S": v} for k, v in item.items()})
+
+
+# --- calls → IAM actions --------------------------------------------------------------------
+
+TRANSACT_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def _table_key(table_name: str) -> str:
+    return table_name.rsplit("-", 1)[-1]
+
+
+def needed(call: Call) -> list[tuple[str, str]]:
+    """`(capability, detail)` pairs an IAM policy must allow for `call`."""
+    if call.service == "dynamodb":
+        if call.operation == "TransactWriteItems":
+            found = []
+            for item in call.params["TransactItems"]:
+                ((kind, body),) = item.items()
+                found.append((f"table:{_table_key(body['TableName'])}", TRANSACT_ACTIONS[kind]))
+            return found
+        if call.operation == "TransactGetItems":
+            return [
+                (f"table:{_table_key(i['Get']['TableName'])}", "dynamodb:GetItem")
+                for i in call.params["TransactItems"]
+            ]
+        return [(f"table:{_table_key(call.params['TableName'])}", f"dynamodb:{call.operation}")]
+    machine = str(call.params.get("stateMachineArn") or call.params.get("executionArn") or "")
+    simple = {
+        ("stepfunctions", "StartExecution"): "start_execution",
+        ("stepfunctions", "DescribeExecution"): "describe_execution",
+        ("ses", "SendEmail"): "send_email",
+        ("events", "PutEvents"): "put_events",
+        ("sqs", "SendMessage"): "send_hr_queue",
+        ("secretsmanager", "GetSecretValue"): "secret",
+    }
+    capability = simple.get((call.service, call.operation), f"{call.service}:{call.operation}")
+    return [(capability, machine)]
+
+
+# Declared table actions the flows above do not reach, and why they are still needed.
+NOT_EXERCISED = {
+    # Powertools idempotency reads a record when a conditional put fails without returning it,
+    # and deletes its in-progress record when the guarded call raises.
+    ("api_handler", "idempotency", "dynamodb:GetItem"),
+    ("api_handler", "idempotency", "dynamodb:DeleteItem"),
+    ("complete_activation", "idempotency", "dynamodb:GetItem"),
+    ("complete_activation", "idempotency", "dynamodb:DeleteItem"),
+}
+
+
+def allowed(function: str, capability: str, detail: str) -> bool:
+    declared = access.ACCESS[function]
+    if capability.startswith("table:"):
+        return detail in declared.tables.get(capability.removeprefix("table:"), frozenset())
+    machine = next((m for m in sorted(declared.start_executions) if m in detail), None)
+    if capability == "start_execution":
+        return machine is not None
+    if capability == "describe_execution":
+        return any(m in detail for m in declared.describe_executions)
+    return {
+        "send_email": declared.send_email,
+        "put_events": declared.put_events,
+        "send_hr_queue": declared.send_hr_queue,
+        "secret": bool(declared.secrets),
+    }.get(capability, False)
+
+
+def test_every_call_is_allowed_by_the_functions_declared_access(
+    recorded: tuple[Recorder, LocalStack],
+) -> None:
+    calls, stack = recorded
+    # When every flow runs through the local stack
+    _exercise(stack)
+    # Then each function only made calls its declaration allows
+    denied = sorted(
+        {
+            (call.function, capability, detail)
+            for call in calls.calls
+            for capability, detail in needed(call)
+            if not allowed(call.function, capability, detail)
+        }
+    )
+    assert denied == []
+    # And no declared table action is unused (least privilege), but for the known exceptions
+    used = {
+        (call.function, capability.removeprefix("table:"), detail)
+        for call in calls.calls
+        for capability, detail in needed(call)
+        if capability.startswith("table:")
+    }
+    declared = {
+        (name, table, action)
+        for name, declaration in access.ACCESS.items()
+        for table, actions in declaration.tables.items()
+        for action in actions
+    }
+    assert sorted(declared - used - NOT_EXERCISED) == []
