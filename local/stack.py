@@ -195,12 +195,25 @@ class SqsPoller:
         }
 
 
-def _quiet_handler(handler_cls: type) -> type:
-    class QuietHandler(handler_cls):  # type: ignore[misc, valid-type]
-        def log_message(self, format: str, *args: Any) -> None:
-            """No access log (tests and benchmarks)."""
+def _local_handler(handler_cls: type, quiet: bool) -> type:
+    """chalice.local's request handler, answering every HTTP method as API Gateway would.
 
-    return QuietHandler
+    chalice.local only defines the methods API Gateway can route (GET, POST, …); any other
+    (TRACE, CONNECT, made-up ones) got http.server's HTML 501. Those go to the app as well, whose
+    router refuses them with a problem+json 405, as the deployed API refuses them with a 4xx.
+    """
+
+    class LocalHandler(handler_cls):  # type: ignore[misc, valid-type]
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):
+                return self._generic_handle
+            raise AttributeError(name)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            if not quiet:
+                super().log_message(format, *args)
+
+    return LocalHandler
 
 
 class LocalStack:
@@ -313,10 +326,9 @@ class LocalStack:
 
         self._app_class = type(self.app)
         server = create_local_server(self.app, config, HOST, self.ports["api"])
-        if not self._access_log:
-            handler = server.server.RequestHandlerClass
-            quiet = _quiet_handler(handler.func)
-            server.server.RequestHandlerClass = functools.partial(quiet, **handler.keywords)
+        handler = server.server.RequestHandlerClass
+        local_handler = _local_handler(handler.func, quiet=not self._access_log)
+        server.server.RequestHandlerClass = functools.partial(local_handler, **handler.keywords)
         self._api_server = server
         self._api_thread = threading.Thread(
             target=server.server.serve_forever,

@@ -19,9 +19,7 @@ SECRET = "local-dev-secret"
 PENDING = {"activation_pending", "deletion_pending"}
 
 
-def token(
-    sub: str, email: str, company: str | None, roles: list[str], secret: str = SECRET
-) -> str:
+def token(sub: str, email: str, company: str | None, roles: list[str], secret: str = SECRET) -> str:
     return issue_token(secret, sub, email, company, roles)
 
 
@@ -119,8 +117,13 @@ class Seeder:
         name: str | None = None,
         groups: list[str] | None = None,
     ) -> dict[str, Any]:
-        body = {"email": email, "name": name or email.split("@")[0].title(),
-                "company_id": company, "console_user": console_user, "groups": groups or []}
+        body = {
+            "email": email,
+            "name": name or email.split("@")[0].title(),
+            "company_id": company,
+            "console_user": console_user,
+            "groups": groups or [],
+        }
         answer = self.api.put(f"/contacts/{contact_id}", body, SERVICE)
         assert answer.status in (200, 201), answer.body
         return dict(answer.body)
@@ -145,7 +148,10 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
 
 
 def settled_grant(
-    api: Api, project_id: str, contact_id: str, headers: dict[str, str] = ACME_PM,
+    api: Api,
+    project_id: str,
+    contact_id: str,
+    headers: dict[str, str] = ACME_PM,
     timeout: float = 20,
 ) -> dict[str, Any] | None:
     """The grant once no lifecycle runs (None once removed)."""

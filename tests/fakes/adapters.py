@@ -99,6 +99,9 @@ class RecordingWorkflows:
     def execution_status(self, grant: Grant) -> str | None:
         return self.executions.get(grant.lifecycle_id or "")
 
+    def is_running(self, lifecycle_id: str) -> bool:
+        return self.executions.get(lifecycle_id) == "RUNNING"
+
     def _start(self, kind: str, grant: Grant) -> None:
         if self.failing:
             raise DependencyUnavailable("Step Functions is unreachable")

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.domain.grants import PENDING_RETRY_AFTER_SECONDS, AddGrant, GrantService, NewContact
+from chalicelib.domain.grants import (
+    FINISHING_RETRY_AFTER_SECONDS,
+    PENDING_RETRY_AFTER_SECONDS,
+    AddGrant,
+    GrantService,
+    NewContact,
+)
 from chalicelib.domain.models import ContactStatus, Grant, GrantError, GrantStatus, Role
 from chalicelib.errors import (
     Conflict,
@@ -644,3 +650,56 @@ def test_unknown_project_and_grant_are_not_found(service):
         service.get_grant(PM, "nope", ALICE.contact_id)
     with pytest.raises(NotFound):
         service.get_grant(PM, PROJECT.project_id, ALICE.contact_id)
+
+
+# --- one run at a time ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [S.ACTIVATED, S.ACTIVATION_FAILED])
+def test_a_new_run_waits_for_the_previous_execution_to_end(service, store, workflows, status):
+    # Given a grant whose run recorded its outcome but whose execution is still finishing
+    finished = grant(PROJECT, ALICE, status)
+    store.seed(finished)
+    workflows.executions[finished.lifecycle_id] = "RUNNING"
+    before = store.snapshot()
+
+    # When the manager removes (or retries) it
+    change = service.remove if status is S.ACTIVATED else service.retry
+    with pytest.raises(Conflict) as refused:
+        change(PM, PROJECT.project_id, ALICE.contact_id)
+
+    # Then it is a 409 to retry in a moment, and nothing is written or started
+    assert refused.value.retry_after == FINISHING_RETRY_AFTER_SECONDS
+    assert store.snapshot() == before
+    assert workflows.starts == []
+
+    # When the execution has ended
+    workflows.executions[finished.lifecycle_id] = "SUCCEEDED"
+
+    # Then the same request starts the new run
+    assert change(PM, PROJECT.project_id, ALICE.contact_id).grant.status.value.endswith("pending")
+    assert len(workflows.starts) == 1
+
+
+def test_adding_again_waits_for_the_removal_execution_to_end(service, store, workflows):
+    # Given a grant just removed (item deleted) whose removal execution is still finishing
+    store.seed(grant(PROJECT, ALICE, S.ACTIVATED))
+    removing = service.remove(PM, PROJECT.project_id, ALICE.contact_id).grant
+    uow = store.unit_of_work()
+    uow.delete_grant(_stored(store, ALICE.contact_id), expected_lifecycle=removing.lifecycle_id)
+    uow.commit()
+    before = store.snapshot()
+
+    # When the manager adds the contact again
+    with pytest.raises(Conflict) as refused:
+        service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
+
+    # Then it is a 409 to retry in a moment, and nothing is written or started
+    assert refused.value.retry_after == FINISHING_RETRY_AFTER_SECONDS
+    assert store.snapshot() == before
+    assert [kind for kind, _ in workflows.starts] == ["removal"]
+
+    # When the removal execution has ended, the add goes through
+    workflows.executions[removing.lifecycle_id] = "SUCCEEDED"
+    service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
+    assert [kind for kind, _ in workflows.starts] == ["removal", "activation"]

@@ -1,0 +1,300 @@
+"""Who may call what: every role × every SPEC §2 operation × the caller's company relation to the
+project (its customer, its integrator, or another company), expected exactly as SPEC §2's "who"
+column, §1 rules 2-3 and 8 and docs/decisions.md say.
+
+"Allowed" cases are built so that the request succeeds and must answer the operation's success
+status; "denied" ones must answer a 403 problem and change nothing at all.
+
+One stack state serves the whole module (resetting it per case would cost minutes): each case
+seeds the contacts and grants it needs under names of its own, so cases never meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.models import GrantStatus
+from local.stack import LocalStack
+from tests.api.expect import World, assert_problem
+from tests.conftest import ROOT
+from tests.helpers import PROJECT, Api, Seeder, bearer
+
+ROLES = [
+    "console_user",
+    "project_manager",
+    "supervisor",
+    "company_admin",
+    "platform_admin",
+    "service",
+]
+RELATIONS = {"customer": "acme", "integrator": "integrator", "other": "other"}
+MANAGERS = {"project_manager", "supervisor"}
+CREATOR = "creator-1"
+
+
+@dataclass(frozen=True)
+class Actor:
+    role: str
+    relation: str  # the caller's company, seen from the project
+    sub: str | None = None
+
+    @property
+    def company(self) -> str:
+        return RELATIONS[self.relation]
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}-{self.relation}" + (f"-{self.sub}" if self.sub else "")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        sub = self.sub or f"u-{self.key}"
+        return bearer(sub, f"{sub}@{self.company}.example", self.company, [self.role])
+
+    # --- what SPEC §2 and docs/decisions.md allow ---------------------------------------------
+
+    @property
+    def is_member(self) -> bool:
+        return self.relation != "other" or self.role in {"platform_admin", "service"}
+
+    @property
+    def manages_grants(self) -> bool:
+        """Rule 2 + "platform_admin may do anything a project manager may" (not `service`)."""
+        on_project = self.role in MANAGERS and self.relation != "other"
+        return on_project or self.role == "platform_admin"
+
+    @property
+    def acting_company(self) -> str:
+        """Whose contacts a grant case names: a platform admin acts for the customer company."""
+        return "acme" if self.role == "platform_admin" else self.company
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    success: int
+    allows: Callable[[Actor], bool]
+    # (module state, actor) → (path, body); may seed what the request needs (before the check)
+    build: Callable[[Matrix, Actor], tuple[str, Any]]
+    on_project: bool = True  # under /projects/demo
+
+
+class Matrix:
+    """The module's world: project `demo` (acme customer, integrator integrator, created by
+    `creator-1`) with an activated grant of `dev-1`, and project `foreign` of two other
+    companies."""
+
+    def __init__(self, stack: LocalStack, api: Api) -> None:
+        self.api = api
+        self.seed = Seeder(api)
+        self.world = World(stack)
+        self.project = self.seed.project(created_by=CREATOR)
+        self.seed.project("foreign", customer_company_id="other", integrator_company_id="globex")
+        dev = self.seed.contact("dev-1", "dana.dev@acme.example", name="Dana Dev")
+        self.world.put_grant(self.project, dev, GrantStatus.ACTIVATED)
+
+    def contact_of(self, prefix: str, actor: Actor) -> dict[str, Any]:
+        """Given: a Console User of the company the actor acts for, unique to this case."""
+        contact_id = f"{prefix}-{actor.key}"
+        return self.seed.contact(
+            contact_id, f"{contact_id}@{actor.acting_company}.example", company=actor.acting_company
+        )
+
+    def granted(self, prefix: str, actor: Actor, status: GrantStatus) -> str:
+        """Given: that contact with a grant in `status` on `demo`; returns the grant's path."""
+        contact = self.contact_of(prefix, actor)
+        self.world.put_grant(self.project, contact, status)
+        return f"/projects/demo/grants/{contact['contact_id']}"
+
+
+def _put_project(m: Matrix, a: Actor) -> tuple[str, Any]:
+    return f"/projects/p-{a.key}", {**PROJECT, "name": f"Project {a.key}"}
+
+
+def _put_contact(m: Matrix, a: Actor) -> tuple[str, Any]:
+    body = {"email": f"new-{a.key}@acme.example", "name": "New Contact", "company_id": "acme"}
+    return f"/contacts/new-{a.key}", body
+
+
+def _add_grant(m: Matrix, a: Actor) -> tuple[str, Any]:
+    return "/projects/demo/grants", {"contact_id": m.contact_of("add", a)["contact_id"]}
+
+
+def _read(path: str) -> Callable[[Matrix, Actor], tuple[str, Any]]:
+    return lambda m, a: (path, None)
+
+
+def _support_access(m: Matrix, a: Actor) -> tuple[str, Any]:
+    body = {"enabled": True, "reason": "We need help with imports", "confirmation": "Support"}
+    return "/projects/demo/support-access", body
+
+
+def _anyone(a: Actor) -> bool:
+    return True
+
+
+def _members(a: Actor) -> bool:
+    return a.is_member
+
+
+def _managers(a: Actor) -> bool:
+    return a.manages_grants
+
+
+ENDPOINTS = [
+    Endpoint("GET /health", "GET", 200, _anyone, _read("/health"), on_project=False),
+    Endpoint("GET /openapi.json", "GET", 200, _anyone, _read("/openapi.json"), on_project=False),
+    Endpoint(
+        "PUT /projects/{id}",
+        "PUT",
+        201,
+        lambda a: a.role in {"service", "platform_admin"},
+        _put_project,
+        on_project=False,
+    ),
+    Endpoint("GET /projects/{id}", "GET", 200, _members, _read("/projects/demo")),
+    Endpoint(
+        "PUT /contacts/{id}",
+        "PUT",
+        201,
+        lambda a: a.role == "service",
+        _put_contact,
+        on_project=False,
+    ),
+    Endpoint(
+        "GET /contacts?email=",
+        "GET",
+        200,
+        lambda a: a.role in {*MANAGERS, "platform_admin"},
+        _read("/contacts?email=dana.dev@acme.example"),
+        on_project=False,
+    ),
+    Endpoint(
+        "GET eligible-contacts",
+        "GET",
+        200,
+        _managers,
+        _read("/projects/demo/eligible-contacts"),
+    ),
+    Endpoint("GET helpdesk", "GET", 200, _members, _read("/projects/demo/helpdesk")),
+    Endpoint("GET grants", "GET", 200, _members, _read("/projects/demo/grants")),
+    Endpoint("POST grants", "POST", 202, _managers, _add_grant),
+    Endpoint("GET grant", "GET", 200, _members, _read("/projects/demo/grants/dev-1")),
+    Endpoint(
+        "DELETE grant",
+        "DELETE",
+        202,
+        _managers,
+        lambda m, a: (m.granted("del", a, GrantStatus.ACTIVATED), None),
+    ),
+    Endpoint(
+        "POST password-reset",
+        "POST",
+        202,
+        _managers,
+        lambda m, a: (m.granted("pwd", a, GrantStatus.ACTIVATED) + "/password-reset", {}),
+    ),
+    Endpoint(
+        "POST retry",
+        "POST",
+        202,
+        _managers,
+        lambda m, a: (m.granted("retry", a, GrantStatus.ACTIVATION_FAILED) + "/retry", {}),
+    ),
+    Endpoint("GET activity", "GET", 200, _members, _read("/projects/demo/activity")),
+    Endpoint("GET support-access", "GET", 200, _members, _read("/projects/demo/support-access")),
+    Endpoint(
+        "PUT support-access",
+        "PUT",
+        200,
+        lambda a: (a.role == "company_admin" and a.relation == "customer") or a.sub == CREATOR,
+        _support_access,
+    ),
+]
+
+ACTORS = [Actor(role, relation) for role in ROLES for relation in RELATIONS]
+CASES = [
+    pytest.param(
+        endpoint,
+        actor,
+        id=f"{endpoint.name} | {actor.role}@{actor.relation} → "
+        + ("allow" if endpoint.allows(actor) else "deny"),
+    )
+    for endpoint in ENDPOINTS
+    for actor in ACTORS
+]
+BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
+# The project's creator (seed 003) may switch support access whatever its roles and company;
+# being the creator grants nothing else.
+CREATOR_CASES = [
+    pytest.param(
+        BY_NAME["PUT support-access"],
+        Actor("console_user", "customer", sub=CREATOR),
+        id="PUT support-access | creator console_user@customer → allow",
+    ),
+    pytest.param(
+        BY_NAME["PUT support-access"],
+        Actor("console_user", "integrator", sub=CREATOR),
+        id="PUT support-access | creator console_user@integrator → allow",
+    ),
+    pytest.param(
+        BY_NAME["POST grants"],
+        Actor("console_user", "customer", sub=CREATOR),
+        id="POST grants | creator console_user@customer → deny",
+    ),
+    pytest.param(
+        BY_NAME["PUT support-access"],
+        Actor("company_admin", "integrator", sub="not-the-creator"),
+        id="PUT support-access | company_admin@integrator (not the creator) → deny",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def matrix(running_stack: LocalStack) -> Iterator[Matrix]:
+    running_stack.reset()
+    with Api.for_app(running_stack.app, ROOT) as api:
+        yield Matrix(running_stack, api)
+
+
+@pytest.mark.parametrize(("endpoint", "actor"), CASES + CREATOR_CASES)
+def test_who_may_call_what(matrix: Matrix, endpoint: Endpoint, actor: Actor) -> None:
+    # Given what the request needs, seeded under the case's own names
+    path, body = endpoint.build(matrix, actor)
+
+    if endpoint.allows(actor):
+        # When an allowed caller sends it / Then it succeeds
+        answer = matrix.api.call(endpoint.method, path, body, actor.headers)
+        assert answer.status == endpoint.success, answer.body
+        matrix.world.settle()  # let a started workflow finish before the next case looks
+    else:
+        # When anybody else sends it / Then 403, and nothing changed anywhere
+        with matrix.world.unchanged():
+            answer = matrix.api.call(endpoint.method, path, body, actor.headers)
+        assert_problem(answer, 403)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [e for e in ENDPOINTS if e.on_project and e.allows(Actor("project_manager", "customer"))],
+    ids=lambda e: f"{e.name} on another company's project → deny",
+)
+def test_a_manager_of_one_project_is_a_stranger_on_another(
+    matrix: Matrix, endpoint: Endpoint
+) -> None:
+    # Given acme's project manager, allowed on `demo`, and what the request would need there
+    actor = Actor("project_manager", "customer", sub="pm-elsewhere")
+    path, body = endpoint.build(matrix, actor)
+    foreign = path.replace("/projects/demo", "/projects/foreign", 1)
+
+    # When they call it on project `foreign` (customer other, integrator globex)
+    with matrix.world.unchanged():
+        answer = matrix.api.call(endpoint.method, foreign, body, actor.headers)
+
+    # Then 403
+    assert_problem(answer, 403)
