@@ -30,7 +30,7 @@ test: $(STAMP) lint ## Lint, type-check and run every test
 lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app.py chalicelib local infra bench
+	$(BIN)/mypy app.py chalicelib local infra bench tests
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -67,7 +67,8 @@ class Api:
     ) -> Answer:
         sent = {"Content-Type": "application/json", **(headers or {})}
         raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
-        response = self._client.http.request(method, path, headers=sent, body=raw or b"")
+        payload = raw.encode() if isinstance(raw, str) else raw or b""
+        response = self._client.http.request(method, path, headers=sent, body=payload)
         text = response.body.decode() if isinstance(response.body, bytes) else response.body
         try:
             parsed = json.loads(text) if text else None
@@ -119,7 +120,7 @@ class Seeder:
     ) -> dict[str, Any]:
         body = {
             "email": email,
-            "name": name or email.split("@")[0].title(),
+            "name": name or email.split("@", maxsplit=1)[0].title(),
             "company_id": company,
             "console_user": console_user,
             "groups": groups or [],
@@ -164,6 +165,19 @@ def settled_grant(
 
     result = wait_for(settled, timeout, f"grant {project_id}/{contact_id} to settle")
     return None if result.get("gone") else dict(result)
+
+
+def active_grant(
+    api: Api,
+    project_id: str,
+    contact_id: str,
+    headers: dict[str, str] = ACME_PM,
+    timeout: float = 20,
+) -> dict[str, Any]:
+    """The grant once no lifecycle runs; the test fails if it was removed instead."""
+    grant = settled_grant(api, project_id, contact_id, headers, timeout)
+    assert grant is not None, f"grant {project_id}/{contact_id} was removed"
+    return grant
 
 
 def activity_actions(api: Api, project_id: str, contact_id: str | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from tests.helpers import (
     INTEGRATOR_PM,
     Api,
     Seeder,
+    active_grant,
     activity_actions,
     settled_grant,
 )
@@ -103,7 +104,7 @@ def test_new_account_is_created_added_and_welcomed(
 
     # When the project manager grants access
     grant(api, {"contact_id": "dev-1"})
-    settled = settled_grant(api, "demo", "dev-1")
+    settled = active_grant(api, "demo", "dev-1")
 
     # Then the grant is activated with a new JSM account in the desk and the organization
     assert settled is not None
@@ -140,7 +141,7 @@ def test_existing_account_is_reused_without_email(
 
     # When access is granted
     grant(api, {"contact_id": "dev-1"})
-    settled = settled_grant(api, "demo", "dev-1")
+    settled = active_grant(api, "demo", "dev-1")
 
     # Then the existing account is added (3 Jira calls) and no activation email is sent
     assert settled is not None
@@ -196,7 +197,7 @@ def test_external_contact_is_unlinked_with_its_last_grant(
     seed.demo()
     seed.contact("ext-1", "erin@freelance.example", company="freelance", name="Erin")
     grant(api, {"email": "erin@freelance.example"}, INTEGRATOR_PM)
-    assert settled_grant(api, "demo", "ext-1", INTEGRATOR_PM)["status"] == "activated"
+    assert active_grant(api, "demo", "ext-1", INTEGRATOR_PM)["status"] == "activated"
     linked = api.get("/contacts?email=erin@freelance.example", INTEGRATOR_PM).body["contact"]
     assert linked["external_for"] == ["integrator"]
 
@@ -239,7 +240,7 @@ def test_429_waits_the_retry_after_jira_sent(stack: LocalStack, api: Api, seed: 
     grant(api, {"contact_id": "dev-1"})
 
     # Then the workflow waited 5 s twice (fast clock) and activated once
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert [w for w in stack.fast_clock.waits if w[0] == "wait"] == [("wait", 5.0), ("wait", 5.0)]
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]
     assert len(mails_to(stack, DEV)) == 1
@@ -260,7 +261,7 @@ def test_429_without_retry_after_backs_off_with_jitter(
     grant(api, {"contact_id": "dev-1"})
 
     # Then the waits grow within the exponential ceiling (2·2ⁿ s) and the grant activates
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     waits = [seconds for kind, seconds in stack.fast_clock.waits if kind == "wait"]
     assert len(waits) == 3
     for attempt, seconds in enumerate(waits):
@@ -277,7 +278,7 @@ def test_503_burst_is_retried_then_succeeds(stack: LocalStack, api: Api, seed: S
     grant(api, {"contact_id": "dev-1"})
 
     # Then ASL retried with backoff and the grant activated, once
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert len([w for w in stack.fast_clock.waits if w[0] == "retry"]) == 3
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]
 
@@ -296,7 +297,7 @@ def test_jira_refusal_fails_the_grant_visibly_without_retrying(
     grant(api, {"contact_id": "dev-1"})
 
     # Then the grant is activation_failed with the error, after exactly one attempt
-    settled = settled_grant(api, "demo", "dev-1")
+    settled = active_grant(api, "demo", "dev-1")
     assert settled["status"] == "activation_failed"
     assert settled["error"]["code"] == error
     desk_calls = [c for c in jira_calls(stack) if c["path"].endswith("/servicedesk/1/customer")]
@@ -310,7 +311,7 @@ def test_a_failed_grant_is_retried_to_activated(stack: LocalStack, api: Api, see
     project = seed.demo()
     faults(stack, {"method": "POST", "path_regex": r"/organization/\d+/user$", "status": 401})
     grant(api, {"contact_id": "dev-1"})
-    failed = settled_grant(api, "demo", "dev-1")
+    failed = active_grant(api, "demo", "dev-1")
     assert failed["status"] == "activation_failed"
     # (the account was created before the failure: its welcome email is still owed)
     assert mails_to(stack, DEV) == []
@@ -322,7 +323,7 @@ def test_a_failed_grant_is_retried_to_activated(stack: LocalStack, api: Api, see
     # Then the grant is activated, the welcome email sent once, the history complete
     assert retried.status == 202
     assert retried.body["status"] == "activation_pending"
-    settled = settled_grant(api, "demo", "dev-1")
+    settled = active_grant(api, "demo", "dev-1")
     assert settled["status"] == "activated"
     assert settled["error"] is None
     assert jsm_account(stack, DEV) in org_members(stack, project["organization_id"])
@@ -348,7 +349,7 @@ def test_duplicate_post_without_key_is_a_conflict(
 
     assert again.status == 409
     assert again.headers["Content-Type"] == "application/problem+json"
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]
     assert len(grants_table(stack)) == 1
 
@@ -366,7 +367,7 @@ def test_duplicate_post_with_idempotency_key_returns_the_first_answer(
     assert first.status == again.status == 202
     assert again.body == first.body
     assert other_body.status == 422
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]
     assert len(mails_to(stack, DEV)) == 1
 
@@ -394,7 +395,7 @@ def test_delete_while_activation_is_pending_is_refused_with_retry_after(
     # Then 409 with Retry-After, and the activation completes untouched
     assert refused.status == 409
     assert int(refused.headers["Retry-After"]) > 0
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]
 
     # And once activated, the removal goes through

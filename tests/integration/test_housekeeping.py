@@ -14,7 +14,7 @@ from chalicelib.store.repository import DynamoStore
 from chalicelib.workflows.starter import StepFunctionsStarter
 from chalicelib.workflows.tasks import drift
 from local.stack import LocalStack
-from tests.helpers import ACME_PM, Api, Seeder, activity_actions, settled_grant
+from tests.helpers import ACME_PM, Api, Seeder, active_grant, activity_actions
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def test_drift_check_reports_jsm_changes_made_behind_our_back(
     # Given an activated grant, then an agent removes the account from the organization in JSM
     project = seed.demo()
     assert api.post("/projects/demo/grants", {"contact_id": "dev-1"}, ACME_PM).status == 202
-    account = settled_grant(api, "demo", "dev-1")["jira_account_id"]
+    account = active_grant(api, "demo", "dev-1")["jira_account_id"]
     assert drift() == {"projects_with_drift": 0, "found": 0}
     requests.delete(
         f"{stack.jira_url}/rest/servicedeskapi/organization/{project['organization_id']}/user",
@@ -55,5 +55,5 @@ def test_sweeper_starts_a_lifecycle_whose_start_was_lost(
 
     # Then it started the lifecycle under its own name, and the grant got activated once
     assert report.restarted == 1
-    assert settled_grant(api, "demo", "dev-1")["status"] == "activated"
+    assert active_grant(api, "demo", "dev-1")["status"] == "activated"
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activated"]

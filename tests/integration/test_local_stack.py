@@ -13,10 +13,9 @@ import pytest
 import requests
 from chalice.app import Chalice
 
-from chalicelib.api.auth import issue_token
 from local.aws import aws_client
 from local.stack import LocalStack, SqsPoller
-from tests.helpers import wait_for
+from tests.helpers import bearer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +41,8 @@ PM = {
 }
 
 
-def bearer(sub: str, email: str, company: str | None, roles: list[str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(SECRET, sub, email, company, roles)}"}
-
-
 SERVICE = bearer("console", "console@example.com", None, ["service"])
-MANAGER = bearer("pm-1", PM["email"], "acme", ["project_manager"])
+MANAGER = bearer("pm-1", "priya.pm@acme.example", "acme", ["project_manager"])
 
 
 @pytest.fixture
