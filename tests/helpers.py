@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from chalice.test import Client
 
 from chalicelib.api.auth import issue_token
+from chalicelib.config import get_settings
+from chalicelib.domain.grants import lifecycle_prefix
 
 SECRET = "local-dev-secret"
 PENDING = {"activation_pending", "deletion_pending"}
@@ -148,6 +151,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
         time.sleep(0.02)
 
 
+def runs_in_progress(project_id: str, contact_id: str) -> bool:
+    """Whether an execution of this grant's lifecycles is still running (in the test's moto)."""
+    settings = get_settings()
+    sfn = boto3.client("stepfunctions", region_name=settings.region)
+    prefix = lifecycle_prefix(project_id, contact_id)
+    for machine in (settings.activation_state_machine_arn, settings.removal_state_machine_arn):
+        running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")
+        if any(x["name"].startswith(prefix) for x in running["executions"]):
+            return True
+    return False
+
+
 def settled_grant(
     api: Api,
     project_id: str,
@@ -155,13 +170,19 @@ def settled_grant(
     headers: dict[str, str] = ACME_PM,
     timeout: float = 20,
 ) -> dict[str, Any] | None:
-    """The grant once no lifecycle runs (None once removed)."""
+    """The grant once no lifecycle runs: its status settled and its execution ended (a run
+    records its outcome, then publishes its event and may unlink an external, before it ends).
+    None once removed."""
 
     def settled() -> Any:
         answer = api.get(f"/projects/{project_id}/grants/{contact_id}", headers)
         if answer.status == 404:
-            return {"gone": True}
-        return answer.body if answer.body["status"] not in PENDING else None
+            result: dict[str, Any] = {"gone": True}
+        elif answer.body["status"] in PENDING:
+            return None
+        else:
+            result = answer.body
+        return None if runs_in_progress(project_id, contact_id) else result
 
     result = wait_for(settled, timeout, f"grant {project_id}/{contact_id} to settle")
     return None if result.get("gone") else dict(result)

@@ -72,10 +72,14 @@ class GrantView:
     outside_allowed_domains: bool
 
 
+def lifecycle_prefix(project_id: str, contact_id: str) -> str:
+    """The readable start of every execution name of one grant."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{project_id}-{contact_id}")[:40] + "-"
+
+
 def lifecycle_name(project_id: str, contact_id: str, kind: str) -> str:
     """A Step Functions execution name unique to one lifecycle run of one grant (≤ 80 chars)."""
-    readable = re.sub(r"[^A-Za-z0-9_-]", "_", f"{project_id}-{contact_id}")[:40]
-    return f"{readable}-{kind}-{new_ulid()}"
+    return f"{lifecycle_prefix(project_id, contact_id)}{kind}-{new_ulid()}"
 
 
 def _view(project: Project, grant: Grant) -> GrantView:

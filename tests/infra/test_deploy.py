@@ -6,14 +6,14 @@ moto does not run the SAM transform, so the change set is created but never exec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra import deploy, template
+from local.stack import LocalStack
 
 PARAMETERS = {
     "JiraUrl": "https://acme.atlassian.net",
@@ -24,24 +24,24 @@ PARAMETERS = {
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(
-            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
-        yield
+def bucket(stack: LocalStack) -> str:
+    """An artifacts bucket in the test process's moto server (its endpoint is in the env).
+
+    Not `mock_aws`: leaving it resets moto's process-wide backends, which would empty the
+    local stack other tests in this process share.
+    """
+    name = f"artifacts-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    return name
 
 
-def test_deploy_uploads_the_package_and_creates_a_change_set(aws: None, tmp_path: Path) -> None:
+def test_deploy_uploads_the_package_and_creates_a_change_set(bucket: str, tmp_path: Path) -> None:
     # Given a new stage / When deployed without executing
-    change_set = deploy.deploy("dev", "artifacts", PARAMETERS, execute=False, out=tmp_path)
+    change_set = deploy.deploy("dev", bucket, PARAMETERS, execute=False, out=tmp_path)
     # Then the zip and the template are in the bucket, content-addressed
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="artifacts")["Contents"]]
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
     (zip_key,) = [k for k in keys if k.endswith(".zip")]
     assert zip_key.startswith("helpdesk-access/dev/")
     assert any(k.startswith("helpdesk-access/dev/template-") for k in keys)
@@ -52,7 +52,7 @@ def test_deploy_uploads_the_package_and_creates_a_change_set(aws: None, tmp_path
         for body in packaged["Resources"].values()
         if body["Type"] == "AWS::Serverless::Function"
     }
-    assert code == {f"s3://artifacts/{zip_key}"}
+    assert code == {f"s3://{bucket}/{zip_key}"}
     # And a CREATE change set waits for review with the parameters given
     described = boto3.client("cloudformation").describe_change_set(
         StackName="helpdesk-access-dev", ChangeSetName=change_set
