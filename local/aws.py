@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import json
 import logging
@@ -308,6 +309,53 @@ def install_boto_client_cache() -> Undo:
         for module in patched:
             setattr(module, "boto_client_for", original)  # noqa: B010
         cached.cache_clear()
+
+    return undo
+
+
+# moto's DynamoDB operations that read or write items (batch and transactional reads call these).
+_DYNAMODB_ITEM_OPERATIONS = (
+    "put_item",
+    "get_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+)
+
+
+def install_dynamodb_lock() -> Undo:
+    """Make moto's DynamoDB atomic under concurrent requests, as DynamoDB is.
+
+    moto checks a condition and then writes, and runs a transaction by deep-copying its tables and
+    restoring that copy if any condition fails. Served from many threads, two conditional writes
+    on one item could both pass, and a failing transaction could restore a snapshot that wipes
+    what other threads wrote meanwhile (an activity entry, a grant). One lock around every item
+    operation makes each of them happen whole, in some order — what the app relies on.
+    """
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
+
+    lock = threading.RLock()  # a transaction calls the single-item operations
+    originals = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_ITEM_OPERATIONS}
+
+    def serialized(operation: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(operation)
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return operation(self, *args, **kwargs)
+
+        return locked
+
+    for name, operation in originals.items():
+        setattr(DynamoDBBackend, name, serialized(operation))
+
+    def undo() -> None:
+        for name, operation in originals.items():
+            setattr(DynamoDBBackend, name, operation)
 
     return undo
 

@@ -35,6 +35,7 @@ from local.aws import (
     free_port,
     install_backend_list_cache,
     install_boto_client_cache,
+    install_dynamodb_lock,
     install_lambda_bridge,
     provision,
     reset_aws,
@@ -293,6 +294,7 @@ class LocalStack:
         self.moto.start()
         self._undo.append(install_backend_list_cache())
         self._undo.append(install_boto_client_cache())
+        self._undo.append(install_dynamodb_lock())
 
         from chalice.cli.factory import CLIFactory  # noqa: PLC0415
         from chalice.local import create_local_server  # noqa: PLC0415

@@ -796,3 +796,15 @@ def test_a_path_id_decoded_with_a_trailing_newline_is_refused(
 
 def lower(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["\x1e@acme.example", "a b@acme.example", "dana@acme", "@acme.example", "é@acme.example"],
+)
+def test_contact_emails_must_be_plain_addresses(api: Api, email: str) -> None:
+    # Given / When the directory sync sends an address no mail system would deliver
+    answer = api.put("/contacts/c-odd", {"email": email, "name": "Odd"}, SERVICE)
+    # Then it is refused, naming the field
+    assert answer.status == 422
+    assert [e["field"] for e in answer.body["errors"]] == ["email"]
