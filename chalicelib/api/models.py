@@ -18,6 +18,7 @@ ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
 # RFC 5321 "dot-atom" local parts (printable ASCII, no control characters or spaces).
 EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 DOMAIN_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -80,7 +81,8 @@ class AddGrantRequest(RequestModel):
     contact_id: Id | None = None
     email: Email | None = None
     new_contact: NewContactRequest | None = None
-    expires_at: Annotated[str, StringConstraints(max_length=40)] | None = None
+    # (next) stored and shown, not yet acted on; an ISO-8601 UTC timestamp like the others.
+    expires_at: Annotated[str, StringConstraints(pattern=TIMESTAMP_PATTERN)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one_contact(self) -> AddGrantRequest:

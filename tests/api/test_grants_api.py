@@ -201,6 +201,21 @@ def test_contact_id_must_be_a_console_user_of_the_actors_company(
     assert_problem(answer, 422, field="contact_id")
 
 
+@pytest.mark.parametrize("expires_at", ["garbage", "2026-12-01", "2026-12-01T10:00:00+02:00", 42])
+def test_expires_at_must_be_an_iso_utc_timestamp(
+    api: Api, seed: Seeder, world: World, expires_at: Any
+) -> None:
+    # Given
+    seed.demo()
+
+    # When the grant's expiry is not a timestamp like the API's own
+    with world.unchanged():
+        answer = add(api, {"contact_id": "dev-1", "expires_at": expires_at})
+
+    # Then 422 on expires_at and nothing changes
+    assert_problem(answer, 422, field="expires_at")
+
+
 def test_an_unknown_email_must_be_created_with_new_contact(
     api: Api, seed: Seeder, world: World
 ) -> None:
