@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..aws import client
 from ..config import get_settings
 from ..domain.grant_steps import GrantJob
-from ..domain.models import Grant, GrantStatus
+from ..domain.models import Grant
 from ..errors import DependencyUnavailable
 from ..observability import logger
 
@@ -49,6 +49,14 @@ class StepFunctionsStarter:
 
     def is_running(self, lifecycle_id: str) -> bool:
         """Whether the execution of that lifecycle run exists and has not ended yet."""
+        return self._status(lifecycle_id) == "RUNNING"
+
+    def execution_status(self, grant: Grant) -> str | None:
+        """RUNNING/SUCCEEDED/FAILED/… of the grant's current execution; None if never started."""
+        assert grant.lifecycle_id is not None
+        return self._status(grant.lifecycle_id)
+
+    def _status(self, lifecycle_id: str) -> str | None:
         settings = get_settings()
         kind = lifecycle_id.rsplit("-", 2)[-2]  # names are `<grant>-<kind>-<ULID>`
         machine = (
@@ -58,27 +66,10 @@ class StepFunctionsStarter:
         )
         arn = machine.replace(":stateMachine:", ":execution:") + f":{lifecycle_id}"
         try:
-            status = client("stepfunctions").describe_execution(executionArn=arn)["status"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
-                return False  # never started (its start failed): nothing is running
-            raise DependencyUnavailable(f"Step Functions refused a describe: {exc}") from exc
-        except BotoCoreError as exc:
-            raise DependencyUnavailable(f"Step Functions is unreachable: {exc}") from exc
-        return bool(status == "RUNNING")
-
-    def execution_status(self, grant: Grant) -> str | None:
-        """RUNNING/SUCCEEDED/FAILED/… of the grant's current execution; None if never started."""
-        settings = get_settings()
-        machine = (
-            settings.activation_state_machine_arn
-            if grant.status is GrantStatus.ACTIVATION_PENDING
-            else settings.removal_state_machine_arn
-        )
-        arn = machine.replace(":stateMachine:", ":execution:") + f":{grant.lifecycle_id}"
-        try:
             return str(client("stepfunctions").describe_execution(executionArn=arn)["status"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
-                return None
-            raise
+                return None  # never started (its start failed or was lost)
+            raise DependencyUnavailable(f"Step Functions refused a describe: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"Step Functions is unreachable: {exc}") from exc
