@@ -51,6 +51,11 @@ def complete_activation(event: Event, context: Any) -> Event:
     return run_step("complete_activation", event)
 
 
+@app.lambda_function(name="undo_activation")
+def undo_activation(event: Event, context: Any) -> Event:
+    return run_step("undo_activation", event)
+
+
 # --- grant removal tasks (statemachines/grant-removal.asl.json) ----------------------------
 
 

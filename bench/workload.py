@@ -147,8 +147,10 @@ class Workflows:
 
 
 def execution_prefix(project_id: str, contact_id: str, kind: str) -> str:
-    """How `chalicelib.domain.grants.lifecycle_name` starts (ids here need no sanitising)."""
-    return f"{project_id}-{contact_id}-{kind}-"
+    """How the names of a grant's `kind` runs start (`grant_lifecycle.ExecutionName`)."""
+    from chalicelib.domain.grant_lifecycle import ExecutionName, Kind  # noqa: PLC0415
+
+    return f"{ExecutionName.prefix(project_id, contact_id)}{Kind(kind).value}-"
 
 
 def seed_grants(project: dict[str, Any], contact_ids: Iterable[str]) -> int:

@@ -75,10 +75,25 @@ class StaleState(ServiceError):
     code = "conflict"
 
 
+class WriteConflict(ServiceError):
+    """DynamoDB cancelled a transaction because another one wrote the same items at that moment
+    (`TransactionConflict`): nothing was written, and trying again may well succeed."""
+
+    code = "conflict"
+
+
 class DependencyUnavailable(ServiceError):
     """A downstream service (Step Functions, Jira) could not take the request now (HTTP 503)."""
 
     code = "service-unavailable"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreThrottled(DependencyUnavailable):
+    """DynamoDB throttled the request (capacity or a hot partition): retry after a pause."""
 
 
 # --- Jira (JSM) errors: raised by `chalicelib.jira`, matched by name in the ASL ---------------

@@ -1,4 +1,9 @@
-"""Composition root: the domain services wired to their AWS and Jira adapters, built once."""
+"""Composition root: every entry point (API, workflow tasks, schedules) gets its domain services
+here, wired to their AWS and Jira adapters once per Lambda container.
+
+Adapters are cheap to build and touch AWS only when used: the Jira client reads its token on its
+first call, so a function that never calls JSM needs no permission on the secret.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from functools import lru_cache
 
 from .config import get_settings, jira_token
 from .domain.contacts import ContactService
+from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
 from .domain.projects import ProjectService
@@ -23,14 +29,30 @@ def store() -> DynamoStore:
 
 
 @lru_cache(maxsize=1)
+def events() -> EventBridgePublisher:
+    return EventBridgePublisher()
+
+
+@lru_cache(maxsize=1)
+def mailer() -> SesMailer:
+    return SesMailer()
+
+
+@lru_cache(maxsize=1)
+def workflows() -> StepFunctionsStarter:
+    return StepFunctionsStarter()
+
+
+@lru_cache(maxsize=1)
 def grants() -> GrantService:
     return GrantService(
-        store(),
-        StepFunctionsStarter(),
-        SesMailer(),
-        EventBridgePublisher(),
-        reset_url=get_settings().password_reset_url,
+        store(), workflows(), mailer(), events(), reset_url=get_settings().password_reset_url
     )
+
+
+@lru_cache(maxsize=1)
+def grant_steps() -> GrantSteps:
+    return GrantSteps(store(), jsm_client(), mailer(), events(), get_settings().portal_url)
 
 
 @lru_cache(maxsize=1)
@@ -45,9 +67,7 @@ def contacts() -> ContactService:
 
 @lru_cache(maxsize=1)
 def support_access() -> SupportAccessService:
-    return SupportAccessService(
-        store(), SesMailer(), EventBridgePublisher(), get_settings().support_team_email
-    )
+    return SupportAccessService(store(), mailer(), events(), get_settings().support_team_email)
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +77,7 @@ def helpdesk() -> HelpdeskService:
     reader = JsmClient(
         settings.jira_base_url,
         settings.jira_email,
-        jira_token(),
+        jira_token,
         timeout=settings.helpdesk_timeout_seconds,
     )
     return HelpdeskService(

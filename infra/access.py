@@ -29,6 +29,7 @@ SCAN = "dynamodb:Scan"
 PUT = "dynamodb:PutItem"
 UPDATE = "dynamodb:UpdateItem"
 DELETE = "dynamodb:DeleteItem"
+CHECK = "dynamodb:ConditionCheckItem"
 
 READ = frozenset({GET, QUERY})
 READ_WRITE = frozenset({GET, QUERY, PUT, UPDATE, DELETE})
@@ -67,6 +68,9 @@ class Access:
 
 
 _JIRA_STEP = Access(secrets=frozenset({"jira_token"}))
+_DESK_STEP = Access(
+    tables={"grants": READ, "contacts": frozenset({GET})}, secrets=frozenset({"jira_token"})
+)
 
 # Keyed by Chalice function name. Derived from what each entry point reaches in chalicelib/.
 ACCESS: dict[str, Access] = {
@@ -75,7 +79,9 @@ ACCESS: dict[str, Access] = {
     "api_handler": Access(
         tables={
             "projects": frozenset({GET, PUT, UPDATE}),
-            "contacts": READ_WRITE,  # the email claim moves with a directory sync (delete + put)
+            # The email claim moves with a directory sync (delete + put); a grant keeps the
+            # contact's reference sets and checks an external's link (grant_lifecycle).
+            "contacts": READ_WRITE | {CHECK},
             "grants": frozenset({GET, QUERY, PUT, UPDATE}),
             "activity": APPEND_AND_READ,
             "idempotency": IDEMPOTENCY,
@@ -88,13 +94,18 @@ ACCESS: dict[str, Access] = {
         put_events=True,
     ),
     # Jira-only workflow steps.
-    "ensure_customer": _JIRA_STEP,
+    # Notes on the grant that it is creating the account (the create's answer may be lost).
+    "ensure_customer": Access(
+        tables={"grants": frozenset({GET, UPDATE})}, secrets=frozenset({"jira_token"})
+    ),
     "add_to_service_desk": _JIRA_STEP,
     "add_to_organization": _JIRA_STEP,
     "leave_organization": _JIRA_STEP,
-    # Reads the contact's other grants (contact-index, then each one again, consistently)
-    # before leaving a service desk other projects may share.
-    "leave_service_desk": Access(tables={"grants": READ}, secrets=frozenset({"jira_token"})),
+    # Reads the contact's other grants (its desk reference set; contact-index, then each one
+    # again, consistently) before leaving a service desk other projects may share.
+    "leave_service_desk": _DESK_STEP,
+    # Takes back a failed activation's memberships (organization, desk unless shared).
+    "undo_activation": _DESK_STEP,
     "complete_activation": Access(
         tables={
             "projects": frozenset({GET}),
@@ -108,18 +119,27 @@ ACCESS: dict[str, Access] = {
     "complete_removal": Access(
         tables={
             "grants": frozenset({GET, QUERY, DELETE}),
-            "contacts": frozenset({GET, UPDATE}),  # unlink an external with no grant left
+            # Drops the company reference; unlinks an external with no grant of it left.
+            "contacts": frozenset({GET, UPDATE, CHECK}),
             "activity": APPEND,
         },
         put_events=True,
     ),
     "record_failure": Access(
-        tables={"grants": frozenset({GET, UPDATE}), "activity": APPEND},
+        tables={
+            "grants": frozenset({GET, UPDATE}),
+            "contacts": frozenset({UPDATE}),  # a failed grant no longer holds its desk
+            "activity": APPEND,
+        },
         put_events=True,
     ),
     "sweep_stalled_grants": Access(
         # Scans for stalled grants; marks those whose execution ended without an outcome.
-        tables={"grants": frozenset({SCAN, UPDATE}), "activity": APPEND},
+        tables={
+            "grants": frozenset({SCAN, UPDATE}),
+            "contacts": frozenset({UPDATE}),  # a failed grant no longer holds its desk
+            "activity": APPEND,
+        },
         start_executions=frozenset(STATE_MACHINE_IDS),
         describe_executions=frozenset(STATE_MACHINE_IDS),
         put_events=True,

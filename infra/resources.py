@@ -27,6 +27,7 @@ TASK_FUNCTIONS = {
         "AddToServiceDesk",
         "AddToOrganization",
         "CompleteActivation",
+        "UndoActivation",
         "RecordFailure",
     ],
     "grant-removal": ["LeaveOrganization", "LeaveServiceDesk", "CompleteRemoval", "RecordFailure"],

@@ -16,7 +16,7 @@ from chalice.test import Client
 
 from chalicelib.api.auth import issue_token
 from chalicelib.config import get_settings
-from chalicelib.domain.grants import lifecycle_prefix
+from chalicelib.domain.grant_lifecycle import ExecutionName
 
 SECRET = "local-dev-secret"
 PENDING = {"activation_pending", "deletion_pending"}
@@ -155,7 +155,7 @@ def runs_in_progress(project_id: str, contact_id: str) -> bool:
     """Whether an execution of this grant's lifecycles is still running (in the test's moto)."""
     settings = get_settings()
     sfn = boto3.client("stepfunctions", region_name=settings.region)
-    prefix = lifecycle_prefix(project_id, contact_id)
+    prefix = ExecutionName.prefix(project_id, contact_id)
     for machine in (settings.activation_state_machine_arn, settings.removal_state_machine_arn):
         running = sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")
         if any(x["name"].startswith(prefix) for x in running["executions"]):

@@ -19,6 +19,7 @@ from ..errors import (
     StaleState,
     Unauthorized,
     ValidationFailed,
+    WriteConflict,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     NotFound: 404,
     Conflict: 409,
     StaleState: 409,
+    WriteConflict: 409,
     ValidationFailed: 422,
     DependencyUnavailable: 503,
 }
@@ -75,8 +77,9 @@ def problem(
 def problem_for(error: ServiceError) -> Response:
     status = next((s for cls, s in STATUS_OF.items() if isinstance(error, cls)), 500)
     headers: dict[str, str] = {}
-    if isinstance(error, Conflict) and error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="helpdesk-access"'
     errors = getattr(error, "errors", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from .ids import new_ulid
@@ -16,9 +17,10 @@ def entry(
     contact_id: str | None = None,
     contact_email: str | None = None,
     detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> ActivityEntry:
-    """A new entry stamped now, with a time-ordered ULID as its id."""
-    now = utc_now()
+    """A new entry stamped `at` (default now), with a time-ordered ULID as its id."""
+    now = at or utc_now()
     return ActivityEntry(
         project_id=project_id,
         at=iso(now),

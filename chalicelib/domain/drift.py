@@ -19,11 +19,13 @@ class ProjectDrift:
     project_id: str
     missing_in_jsm: list[str] = field(default_factory=list)  # activated grants, no membership
     unknown_in_jsm: list[str] = field(default_factory=list)  # members without a grant
+    # failed activations whose account is still a member: their take-back did not finish
+    left_over_in_jsm: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def found(self) -> int:
-        return len(self.missing_in_jsm) + len(self.unknown_in_jsm)
+        return len(self.missing_in_jsm) + len(self.unknown_in_jsm) + len(self.left_over_in_jsm)
 
 
 def check_drift(store: Store, jira: MemberReader) -> list[ProjectDrift]:
@@ -34,6 +36,11 @@ def check_drift(store: Store, jira: MemberReader) -> list[ProjectDrift]:
         # Pending and failed grants may legitimately be half-way: only settled ones are compared.
         settled = {g.jira_account_id for g in grants if g.status is GrantStatus.ACTIVATED}
         known = {g.jira_account_id for g in grants if g.jira_account_id}
+        failed = {
+            g.jira_account_id
+            for g in grants
+            if g.status is GrantStatus.ACTIVATION_FAILED and g.jira_account_id
+        }
         report = ProjectDrift(project.project_id)
         try:
             members = jira.organization_members(project.organization_id)
@@ -42,6 +49,7 @@ def check_drift(store: Store, jira: MemberReader) -> list[ProjectDrift]:
         else:
             report.missing_in_jsm = sorted(a for a in settled - members if a)
             report.unknown_in_jsm = sorted(members - known)
+            report.left_over_in_jsm = sorted(failed & members)
         if report.found or report.error:
             reports.append(report)
     return reports

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..errors import StaleState
 from . import activity
-from .grant_lifecycle import ACTIVITY_ACTION, HOLDS_SERVICE_DESK
+from .changes import commit_change
+from .events import ExternalContactUnlinked
+from .grant_lifecycle import FAILED_OF, HOLDS_SERVICE_DESK, PENDING, GrantLifecycle, Move
 from .models import SYSTEM_ACTOR, Grant, GrantError, GrantStatus, Project
-from .outcomes import record_failure
 from .ports import CustomerDirectory, EventPublisher, Mailer, Store
 
 
@@ -78,12 +79,21 @@ class GrantSteps:
         self._jira = jira
         self._mailer = mailer
         self._events = events
+        self._lifecycle = GrantLifecycle(store, events)
         self._portal_url = portal_url
 
     # --- activation ---------------------------------------------------------------------------
 
     def ensure_customer(self, job: GrantJob) -> dict[str, Any]:
-        account, created = self._jira.ensure_customer(job.email, job.name)
+        """Find or create the JSM customer. "Created" means by this grant's runs: noted on the
+        grant before the create call, so a create whose answer timed out (JSM applied it, the
+        retry finds the account) still counts as created and gets its welcome email."""
+        account, created = self._jira.ensure_customer(
+            job.email, job.name, before_create=lambda: self._note_creating(job)
+        )
+        if not created:
+            grant = self._current(job)
+            created = bool(grant and grant.account_created)
         return {"account_id": account.account_id, "created": created}
 
     def add_to_service_desk(self, job: GrantJob) -> None:
@@ -112,34 +122,26 @@ class GrantSteps:
                 self._portal_url,
                 dedup_key=job.lifecycle_id,
             )
-        uow = self._store.unit_of_work()
-        uow.transition_grant(
-            grant,
+        move = Move(
             GrantStatus.ACTIVATED,
-            expected_lifecycle=job.lifecycle_id,
+            detail={"jira_account_id": job.account_id, "account_created": created},
             jira_account_id=job.account_id,
             account_created=created,
         )
-        uow.append(
-            activity.entry(
-                job.project_id,
-                ACTIVITY_ACTION[GrantStatus.ACTIVATED],
-                SYSTEM_ACTOR,
-                contact_id=job.contact_id,
-                contact_email=job.email,
-                detail={
-                    "jira_account_id": job.account_id,
-                    "account_created": created,
-                    "execution": job.lifecycle_id,
-                },
-            )
-        )
-        try:
-            uow.commit()
-        except StaleState:
-            return {"activated": False, "email_sent": created}
-        self._events.publish("GrantActivated", _event(job))
-        return {"activated": True, "email_sent": created}
+        activated = self._lifecycle.apply(grant, move) is not None
+        return {"activated": activated, "email_sent": created}
+
+    def undo_activation(self, job: GrantJob) -> dict[str, Any]:
+        """Compensation of a failed activation: take back what it added in JSM (rule 4).
+
+        Runs before the failure is recorded, so the grant still holds the desk reference and
+        is left out of the sharing check; the desk stays when another grant holds it.
+        """
+        if not job.account_id:
+            return {"undone": False}
+        self._jira.remove_from_organization(job.organization_id, job.account_id)
+        left = self._leave_desk_unless_shared(job)
+        return {"undone": True, **left}
 
     # --- removal ------------------------------------------------------------------------------
 
@@ -151,40 +153,49 @@ class GrantSteps:
         """Leave the desk unless another grant of the contact still uses it (projects share)."""
         if not job.account_id:
             return {"left": False, "shared_with": []}
-        sharing = [
-            g.project_id
-            for g in self._grants_of_contact(job.contact_id)
-            if g.project_id != job.project_id
-            and g.service_desk_id == job.service_desk_id
-            and g.status in HOLDS_SERVICE_DESK
-        ]
-        if not sharing:
-            self._jira.remove_from_service_desk(job.service_desk_id, job.account_id)
-        return {"left": not sharing, "shared_with": sharing}
+        return self._leave_desk_unless_shared(job)
 
     def complete_removal(self, job: GrantJob) -> dict[str, Any]:
         """Delete the grant, then unlink an external whose last link to that company went."""
         grant = self._current(job)
         if grant is None or grant.status is not GrantStatus.DELETION_PENDING:
             return {"removed": False}
-        uow = self._store.unit_of_work()
-        uow.delete_grant(grant, expected_lifecycle=job.lifecycle_id)
-        uow.append(
-            activity.entry(
-                job.project_id,
-                ACTIVITY_ACTION[GrantStatus.REMOVED],
-                SYSTEM_ACTOR,
-                contact_id=job.contact_id,
-                contact_email=job.email,
-                detail={"execution": job.lifecycle_id},
-            )
-        )
-        try:
-            uow.commit()
-        except StaleState:
+        if self._lifecycle.apply(grant, Move(GrantStatus.REMOVED)) is None:
             return {"removed": False}
-        self._events.publish("GrantRemoved", _event(job))
         return {"removed": True, "unlinked": self._unlink_if_last(grant)}
+
+    def _leave_desk_unless_shared(self, job: GrantJob) -> dict[str, Any]:
+        """Take the account off the desk unless another project's grant holds it there.
+
+        Re-checked after the call and repaired: a grant of the same contact on the same desk
+        committed while our (slow) removal was in flight had its `add` undone by it, so the
+        account goes back (rule 4: its activation must not end `activated` off the desk).
+        """
+        assert job.account_id is not None
+        sharing = self._desk_holders(job)
+        if not sharing:
+            self._jira.remove_from_service_desk(job.service_desk_id, job.account_id)
+            sharing = self._desk_holders(job)
+            if not sharing:
+                return {"left": True, "shared_with": []}
+        # Held by another grant: make sure the account is there (repairs a racing removal).
+        self._jira.add_to_service_desk(job.service_desk_id, job.account_id)
+        return {"left": False, "shared_with": sharing}
+
+    def _desk_holders(self, job: GrantJob) -> list[str]:
+        """Other projects whose grant of this contact holds the job's service desk.
+
+        The strongly consistent reference set answers for every grant written since it exists;
+        the contact index (re-read item by item) for grants older than that.
+        """
+        held = self._store.referencing_projects(job.contact_id, "desk", job.service_desk_id)
+        held |= {
+            g.project_id
+            for g in self._grants_of_contact(job.contact_id)
+            if g.service_desk_id == job.service_desk_id and g.status in HOLDS_SERVICE_DESK
+        }
+        held.discard(job.project_id)
+        return sorted(held)
 
     def _unlink_if_last(self, grant: Grant) -> bool:
         company = grant.via_company_id
@@ -194,6 +205,8 @@ class GrantSteps:
         if any(g.via_company_id == company for g in self._grants_of_contact(grant.contact_id)):
             return False
         uow = self._store.unit_of_work()
+        # Conditional on no grant of that company referencing the contact, in the same
+        # transaction: a grant added by email on another project a moment ago keeps the link.
         uow.unlink_external(contact.contact_id, company)
         uow.append(
             activity.entry(
@@ -205,47 +218,36 @@ class GrantSteps:
                 detail={"company_id": company},
             )
         )
-        try:
-            uow.commit()
-        except StaleState:
-            return False
-        self._events.publish(
-            "ExternalContactUnlinked",
-            {
-                "contact_id": contact.contact_id,
-                "company_id": company,
-                "project_id": grant.project_id,
-            },
+        event = ExternalContactUnlinked(
+            contact_id=contact.contact_id, company_id=company, project_id=grant.project_id
         )
-        return True
+        return commit_change(uow, self._events, event)
 
     # --- failure ------------------------------------------------------------------------------
 
     def fail(self, job: GrantJob, error: GrantError) -> dict[str, Any]:
         """Record a caught error: the pending grant becomes `*_failed` with the error."""
         grant = self._current(job)
-        if grant is None or grant.status not in (
-            GrantStatus.ACTIVATION_PENDING,
-            GrantStatus.DELETION_PENDING,
-        ):
+        if grant is None or grant.status not in PENDING:
             return {"recorded": False}
-        failed = (
-            GrantStatus.ACTIVATION_FAILED
-            if grant.status is GrantStatus.ACTIVATION_PENDING
-            else GrantStatus.DELETION_FAILED
-        )
-        recorded = record_failure(
-            self._store,
-            self._events,
+        failed = self._lifecycle.fail(
             grant,
-            failed,
             error,
             jira_account_id=job.account_id,
             account_created=job.account_created or grant.account_created,
         )
-        return {"recorded": recorded, "status": failed.value}
+        return {"recorded": failed is not None, "status": FAILED_OF[grant.status].value}
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _note_creating(self, job: GrantJob) -> None:
+        grant = self._current(job)
+        if (
+            grant is None
+            or grant.status is not GrantStatus.ACTIVATION_PENDING
+            or not self._lifecycle.note_account_creation(grant)
+        ):
+            raise StaleState("the grant left this activation before its account was created")
 
     def _current(self, job: GrantJob) -> Grant | None:
         """The grant, if it is still in this job's lifecycle."""
@@ -269,15 +271,6 @@ class GrantSteps:
         if not job.account_id:
             raise ValueError("the workflow input carries no JSM account id")
         return job.account_id
-
-
-def _event(job: GrantJob) -> dict[str, Any]:
-    return {
-        "project_id": job.project_id,
-        "contact_id": job.contact_id,
-        "jira_account_id": job.account_id,
-        "lifecycle_id": job.lifecycle_id,
-    }
 
 
 def _name(project: Project | None, job: GrantJob) -> str:

@@ -7,8 +7,7 @@ starts the lifecycle's workflow. When the workflow cannot be started the grant i
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import (
@@ -16,12 +15,11 @@ from ..errors import (
     DependencyUnavailable,
     FieldError,
     NotFound,
-    StaleState,
     ValidationFailed,
 )
 from . import activity
 from .authorization import acting_company, ensure_manages_contact
-from .grant_lifecycle import ACTIVITY_ACTION, retry_target
+from .grant_lifecycle import GrantLifecycle, Move, retry_target
 from .ids import new_ulid
 from .models import (
     ActivityEntry,
@@ -35,7 +33,6 @@ from .models import (
     iso,
     utc_now,
 )
-from .outcomes import record_failure
 from .policies import domain_allowed, ensure_active, ensure_domain_allowed
 from .ports import EventPublisher, Mailer, Page, Store, UnitOfWork, WorkflowStarter
 from .projects import member_project
@@ -44,6 +41,8 @@ from .projects import member_project
 PENDING_RETRY_AFTER_SECONDS = 5
 # ... and before retrying one refused because the previous run's execution is still finishing.
 FINISHING_RETRY_AFTER_SECONDS = 1
+# How often `add` resolves the contact again after losing a race to a concurrent change.
+ADD_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -72,16 +71,6 @@ class GrantView:
     outside_allowed_domains: bool
 
 
-def lifecycle_prefix(project_id: str, contact_id: str) -> str:
-    """The readable start of every execution name of one grant."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{project_id}-{contact_id}")[:40] + "-"
-
-
-def lifecycle_name(project_id: str, contact_id: str, kind: str) -> str:
-    """A Step Functions execution name unique to one lifecycle run of one grant (≤ 80 chars)."""
-    return f"{lifecycle_prefix(project_id, contact_id)}{kind}-{new_ulid()}"
-
-
 def _view(project: Project, grant: Grant) -> GrantView:
     return GrantView(grant, not domain_allowed(project, grant.email))
 
@@ -98,7 +87,7 @@ class GrantService:
         self._store = store
         self._workflows = workflows
         self._mailer = mailer
-        self._events = events
+        self._lifecycle = GrantLifecycle(store, events)
         self._reset_url = reset_url
 
     # --- reads --------------------------------------------------------------------------------
@@ -134,61 +123,52 @@ class GrantService:
     def add(self, principal: Principal, project_id: str, request: AddGrant) -> GrantView:
         project = self.project_for_member(principal, project_id)
         company = acting_company(principal, project)
-        uow = self._store.unit_of_work()
-        actor = principal.as_actor()
-        contact = self._resolve_contact(principal, project, company, request, uow)
+        # A lost race (the contact was unlinked or created meanwhile) is resolved once more
+        # from fresh reads; a second loss is a 409 the client may retry.
+        for _attempt in range(ADD_ATTEMPTS):
+            grant = self._try_add(principal, project, company, request)
+            if grant is not None:
+                self._start(grant)
+                return _view(project, grant)
+        raise Conflict(
+            "the contact or its grant changed while it was being requested; reload and retry",
+            retry_after=FINISHING_RETRY_AFTER_SECONDS,
+        )
 
-        existing = self._store.get_grant(project_id, contact.contact_id)
+    def _try_add(
+        self, principal: Principal, project: Project, company: str, request: AddGrant
+    ) -> Grant | None:
+        uow = self._store.unit_of_work()
+        contact = self._resolve_contact(principal, project, company, request, uow)
+        existing = self._store.get_grant(project.project_id, contact.contact_id)
         if existing is not None and existing.status is not GrantStatus.ACTIVATION_FAILED:
             raise Conflict(
                 f"{contact.email} already has a grant on this project ({existing.status.value})"
             )
-        self._ensure_ended(
-            existing.lifecycle_id if existing else self._last_run(project_id, contact.contact_id)
+        move = Move(
+            GrantStatus.ACTIVATION_PENDING,
+            principal.as_actor(),
+            detail={"retry": existing is not None},
         )
-        name = lifecycle_name(project_id, contact.contact_id, "activation")
         if existing is not None:
-            grant = replace(
-                existing, status=GrantStatus.ACTIVATION_PENDING, lifecycle_id=name, error=None
-            )
-            uow.transition_grant(
-                existing,
-                GrantStatus.ACTIVATION_PENDING,
-                expected_lifecycle=existing.lifecycle_id,
-                lifecycle_id=name,
-            )
-        else:
-            now = iso(utc_now())
-            grant = Grant(
-                project_id=project_id,
-                contact_id=contact.contact_id,
-                status=GrantStatus.ACTIVATION_PENDING,
-                email=contact.email,
-                name=contact.name,
-                requested_by=principal.sub,
-                requested_at=now,
-                updated_at=now,
-                service_desk_id=project.service_desk_id,
-                organization_id=project.organization_id,
-                via_company_id=company,
-                expires_at=request.expires_at,
-                lifecycle_id=name,
-            )
-            uow.create_grant(grant)
-        uow.append(
-            activity.entry(
-                project_id,
-                ACTIVITY_ACTION[GrantStatus.ACTIVATION_PENDING],
-                actor,
-                contact_id=contact.contact_id,
-                contact_email=contact.email,
-                detail={"execution": name, "retry": existing is not None},
-            )
+            self._ensure_ended(existing.lifecycle_id)
+            return self._lifecycle.apply(existing, move, uow=uow)
+        now = iso(utc_now())
+        new = Grant(
+            project_id=project.project_id,
+            contact_id=contact.contact_id,
+            status=GrantStatus.ACTIVATION_PENDING,
+            email=contact.email,
+            name=contact.name,
+            requested_by=principal.sub,
+            requested_at=now,
+            updated_at=now,
+            service_desk_id=project.service_desk_id,
+            organization_id=project.organization_id,
+            via_company_id=company,
+            expires_at=request.expires_at,
         )
-        self._commit(uow, "the grant changed while it was being requested; reload and retry")
-        grant = self._reloaded(grant)
-        self._start(grant)
-        return _view(project, grant)
+        return self._lifecycle.apply(None, move, new=new, uow=uow)
 
     def remove(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
         grant, project = self._managed_grant(principal, project_id, contact_id)
@@ -270,6 +250,10 @@ class GrantService:
                         detail={"company_id": company},
                     )
                 )
+            elif contact.company_id != company:
+                # Linked now, and must still be when the grant commits: a removal on another
+                # project may be unlinking it at this moment (rule 5).
+                uow.require_external_link(contact.contact_id, company)
             return contact
 
         assert request.new_contact is not None  # the API model guarantees exactly one
@@ -323,24 +307,9 @@ class GrantService:
 
     def _begin(self, principal: Principal, grant: Grant, target: GrantStatus) -> Grant:
         self._ensure_ended(grant.lifecycle_id)
-        kind = "activation" if target is GrantStatus.ACTIVATION_PENDING else "removal"
-        name = lifecycle_name(grant.project_id, grant.contact_id, kind)
-        uow = self._store.unit_of_work()
-        uow.transition_grant(
-            grant, target, expected_lifecycle=grant.lifecycle_id, lifecycle_id=name
-        )
-        uow.append(
-            activity.entry(
-                grant.project_id,
-                ACTIVITY_ACTION[target],
-                principal.as_actor(),
-                contact_id=grant.contact_id,
-                contact_email=grant.email,
-                detail={"execution": name},
-            )
-        )
-        self._commit(uow, "the grant changed meanwhile; reload it and try again")
-        started = self._reloaded(replace(grant, status=target, lifecycle_id=name, error=None))
+        started = self._lifecycle.apply(grant, Move(target, principal.as_actor()))
+        if started is None:
+            raise Conflict("the grant changed meanwhile; reload it and try again")
         self._start(started)
         return started
 
@@ -357,23 +326,6 @@ class GrantService:
                 retry_after=FINISHING_RETRY_AFTER_SECONDS,
             )
 
-    def _last_run(self, project_id: str, contact_id: str) -> str | None:
-        """The execution of the contact's latest run on the project (a removed grant's item is
-        gone, its activity entries are not)."""
-        recent = self._store.activity(project_id, contact_id, 10, None).items
-        return next((str(e.detail["execution"]) for e in recent if e.detail.get("execution")), None)
-
-    def _reloaded(self, written: Grant) -> Grant:
-        """The grant as just committed: the store stamps `updated_at` on a transition, and the
-        202 must show the same grant a repeated request (or a GET) shows."""
-        return self._store.get_grant(written.project_id, written.contact_id) or written
-
-    def _commit(self, uow: UnitOfWork, conflict_message: str) -> None:
-        try:
-            uow.commit()
-        except StaleState as exc:
-            raise Conflict(conflict_message) from exc
-
     def _start(self, grant: Grant) -> None:
         """Start the grant's workflow; on failure, fail the grant visibly instead of leaving it."""
         pending = grant.status
@@ -383,13 +335,8 @@ class GrantService:
             else:
                 self._workflows.start_removal(grant)
         except DependencyUnavailable as exc:
-            failed = (
-                GrantStatus.ACTIVATION_FAILED
-                if pending is GrantStatus.ACTIVATION_PENDING
-                else GrantStatus.DELETION_FAILED
-            )
             error = GrantError(code="WorkflowStartFailed", message=exc.message)
-            record_failure(self._store, self._events, grant, failed, error)
+            self._lifecycle.fail(grant, error)
             raise DependencyUnavailable(
                 "the workflow could not be started; the grant is marked failed, retry it later"
             ) from exc

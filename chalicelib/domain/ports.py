@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from .events import DomainEvent
 from .models import (
     ActivityEntry,
     Contact,
     Grant,
-    GrantError,
-    GrantStatus,
     Project,
     SupportAccess,
 )
 
 T = TypeVar("T")
+ReferenceKind = Literal["desk", "company"]
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,39 @@ class UnitOfWork(Protocol):
     def put_contact(self, contact: Contact, previous_email: str | None) -> None: ...
     def put_project(self, project: Project) -> None: ...
     def change_support_access(
-        self, project_id: str, access: SupportAccess, *, expected_enabled: bool
-    ) -> None: ...
+        self, project_id: str, access: SupportAccess, *, expected: SupportAccess
+    ) -> None:
+        """Set the project's support access, if it still is `expected` (as last changed)."""
+        ...
+
     def link_external(self, contact_id: str, company_id: str) -> None: ...
-    def unlink_external(self, contact_id: str, company_id: str) -> None: ...
+    def unlink_external(self, contact_id: str, company_id: str) -> None:
+        """Unlink, if still linked and no grant of that company references the contact."""
+        ...
+
+    def require_external_link(self, contact_id: str, company_id: str) -> None:
+        """Commit only if the contact is still linked to that company (a condition, no write)."""
+        ...
+
     def create_grant(self, grant: Grant) -> None: ...
-    def transition_grant(
-        self,
-        grant: Grant,
-        target: GrantStatus,
-        *,
-        expected_lifecycle: str | None = None,
-        lifecycle_id: str | None = None,
-        jira_account_id: str | None = None,
-        account_created: bool | None = None,
-        error: GrantError | None = None,
-    ) -> None: ...
-    def delete_grant(self, grant: Grant, *, expected_lifecycle: str | None) -> None: ...
+    def transition_grant(self, current: Grant, new: Grant) -> None:
+        """Write `new`'s status and run fields, if the item still has `current`'s status and run."""
+        ...
+
+    def note_account_created(self, current: Grant) -> None:
+        """Set `account_created`, if the grant is still in `current`'s status and run."""
+        ...
+
+    def delete_grant(self, current: Grant) -> None:
+        """Delete the grant, if it still is `deletion_pending` in `current`'s run."""
+        ...
+
+    def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
+        """Add or drop the grant's project in one of its contact's reference sets (see
+        `GrantLifecycle._keep_references`): `desk` keyed by service desk, `company` by the
+        company that granted it."""
+        ...
+
     def append(self, entry: ActivityEntry) -> None: ...
     def commit(self) -> None: ...
 
@@ -69,10 +86,13 @@ class Store(Protocol):
     ) -> Page[ActivityEntry]: ...
     def append_activity(self, entry: ActivityEntry) -> None: ...
     def pending_grants(self) -> list[Grant]: ...
+    def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
+        """The projects in one of the contact's reference sets (strongly consistent)."""
+        ...
 
 
 class EventPublisher(Protocol):
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+    def publish(self, event: DomainEvent) -> None: ...
 
 
 class WorkflowStarter(Protocol):
@@ -95,7 +115,9 @@ class Mailer(Protocol):
 class CustomerDirectory(Protocol):
     """The JSM calls the grant workflows make (implemented by `jira.JsmClient`)."""
 
-    def ensure_customer(self, email: str, display_name: str) -> tuple[Any, bool]: ...
+    def ensure_customer(
+        self, email: str, display_name: str, before_create: Callable[[], None] | None = None
+    ) -> tuple[Any, bool]: ...
     def add_to_service_desk(self, service_desk_id: str, account_id: str) -> None: ...
     def remove_from_service_desk(self, service_desk_id: str, account_id: str) -> None: ...
     def add_to_organization(self, organization_id: str, account_id: str) -> None: ...

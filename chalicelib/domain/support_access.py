@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
-from ..errors import Conflict, FieldError, StaleState, ValidationFailed
+from ..errors import Conflict, FieldError, ValidationFailed
 from . import activity
 from .authorization import ensure_may_change_support_access
+from .changes import commit_change
+from .events import SupportAccessChanged
 from .models import Principal, SupportAccess, iso, utc_now
 from .ports import EventPublisher, Mailer, Store
 from .projects import member_project, require_project
@@ -36,8 +38,9 @@ class SupportAccessService:
     ) -> SupportAccess:
         """Enable (with a reason) or disable, confirmed by the exact word `Support`.
 
-        Repeating the current state changes nothing and sends nothing. The support team is
-        emailed before the change is stored, so a change is never recorded without its email.
+        Repeating the current state changes nothing and sends nothing; enabling again with
+        another reason records the new reason (a change like any other). The support team is
+        emailed once the change is stored, and only by the request that stored it.
         """
         project = require_project(self._store, project_id)
         ensure_may_change_support_access(principal, project)
@@ -51,7 +54,7 @@ class SupportAccessService:
         if errors:
             raise ValidationFailed("the support access change is not confirmed", errors)
         current = project.support_access
-        if current.enabled == enabled:
+        if current.enabled == enabled and (not enabled or current.reason == reason):
             return current
 
         changed = SupportAccess(
@@ -60,10 +63,8 @@ class SupportAccessService:
             changed_by=principal.email,
             changed_at=iso(utc_now()),
         )
-        updated = replace(project, support_access=changed)
-        self._mailer.send_support_access_changed(self._support_team_email, updated, principal.email)
         uow = self._store.unit_of_work()
-        uow.change_support_access(project_id, changed, expected_enabled=current.enabled)
+        uow.change_support_access(project_id, changed, expected=current)
         uow.append(
             activity.entry(
                 project_id,
@@ -72,18 +73,9 @@ class SupportAccessService:
                 detail={"reason": changed.reason},
             )
         )
-        try:
-            uow.commit()
-        except StaleState as exc:
-            raise Conflict("support access was changed meanwhile; reload and retry") from exc
-        self._events.publish(
-            "SupportAccessChanged",
-            {
-                "project_id": project_id,
-                "enabled": enabled,
-                "reason": changed.reason,
-                "changed_by": principal.email,
-                "changed_at": changed.changed_at,
-            },
-        )
+        event = SupportAccessChanged(project_id=project_id, **asdict(changed))
+        if not commit_change(uow, self._events, event):
+            raise Conflict("support access was changed meanwhile; reload and retry")
+        updated = replace(project, support_access=changed)
+        self._mailer.send_support_access_changed(self._support_team_email, updated, principal.email)
         return changed

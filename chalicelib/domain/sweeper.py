@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..errors import DependencyUnavailable
+from .grant_lifecycle import GrantLifecycle
 from .models import Grant, GrantError, GrantStatus, utc_now
-from .outcomes import record_failure
 from .ports import EventPublisher, Store, WorkflowStarter
 
 STALL_AFTER = timedelta(minutes=10)
@@ -33,6 +33,7 @@ def sweep_stalled_grants(
     now: datetime | None = None,
 ) -> SweepReport:
     now = now or utc_now()
+    lifecycle = GrantLifecycle(store, events)
     report = SweepReport()
     for grant in store.pending_grants():
         if now - _updated(grant) < STALL_AFTER:
@@ -50,15 +51,10 @@ def sweep_stalled_grants(
             except DependencyUnavailable:
                 continue  # try again on the next sweep
         else:
-            failed = (
-                GrantStatus.ACTIVATION_FAILED
-                if grant.status is GrantStatus.ACTIVATION_PENDING
-                else GrantStatus.DELETION_FAILED
-            )
             error = GrantError(
                 "ExecutionEnded", f"the workflow ended ({status}) without an outcome"
             )
-            if record_failure(store, events, grant, failed, error):
+            if lifecycle.fail(grant, error) is not None:
                 report.failed += 1
     return report
 

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..aws import client
 from ..config import get_settings
+from ..domain.events import DomainEvent
 from ..errors import DependencyUnavailable
 from ..observability import logger
 
-EVENT_TYPES = frozenset(
-    {
-        "GrantActivated",
-        "GrantRemoved",
-        "GrantFailed",
-        "ExternalContactUnlinked",
-        "SupportAccessChanged",
-        "ContactOffboarded",
-    }
-)
-
 
 class EventBridgePublisher:
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        if detail_type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {detail_type}")
+    def publish(self, event: DomainEvent) -> None:
+        detail_type, detail = event.detail_type(), event.detail()
         settings = get_settings()
         response = client("events").put_events(
             Entries=[
                 {
                     "Source": settings.events_source,
                     "DetailType": detail_type,
-                    "Detail": json.dumps(detail, default=str),
+                    "Detail": json.dumps(detail),
                     "EventBusName": settings.event_bus_name,
                 }
             ]

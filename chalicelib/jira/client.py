@@ -7,6 +7,7 @@ exceptions become the `Jira*` errors of `chalicelib.errors` that the state machi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -67,14 +68,19 @@ class JsmClient:
         self,
         base_url: str,
         email: str,
-        token: str,
+        token: str | Callable[[], str],
         timeout: float = 5.0,
         session: requests.Session | None = None,
     ) -> None:
+        """`token` may be a getter: the secret is then read on the first call, so building a
+        client (in a function that never calls JSM) needs no permission on it."""
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._session = session or requests.Session()
-        self._session.auth = (email, token)
+        self._email = email
+        self._token = token
+        if isinstance(token, str):
+            self._session.auth = (email, token)
         self._session.headers.update({"Accept": "application/json", "X-ExperimentalApi": "opt-in"})
 
     # --- customers ----------------------------------------------------------------------------
@@ -104,11 +110,20 @@ class JsmClient:
             raise
         return _account(created)
 
-    def ensure_customer(self, email: str, display_name: str) -> tuple[JsmAccount, bool]:
-        """The customer for `email`, created if missing; the flag says whether it was created."""
+    def ensure_customer(
+        self, email: str, display_name: str, before_create: Callable[[], None] | None = None
+    ) -> tuple[JsmAccount, bool]:
+        """The customer for `email`, created if missing; the flag says whether it was created.
+
+        `before_create` runs just before the create call, so the caller can remember that it
+        may have created the account even when the call's answer is lost (a timeout after JSM
+        applied it: the retry then finds the account).
+        """
         existing = self.find_customer(email)
         if existing is not None:
             return existing, False
+        if before_create is not None:
+            before_create()
         try:
             return self.create_customer(email, display_name), True
         except JiraCustomerExists as exc:
@@ -226,6 +241,9 @@ class JsmClient:
         body: dict[str, Any] | None = None,
     ) -> Any:
         """Send one call; return its JSON (None for 204) or raise the matching Jira error."""
+        if self._session.auth is None:
+            token = self._token() if callable(self._token) else self._token
+            self._session.auth = (self._email, token)
         started = time.perf_counter()
         status: int | None = None
         outcome = "unavailable"
@@ -334,6 +352,6 @@ def jsm_client() -> JsmClient:
     return JsmClient(
         settings.jira_base_url,
         settings.jira_email,
-        jira_token(),
+        jira_token,
         timeout=settings.jira_timeout_seconds,
     )

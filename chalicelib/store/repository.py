@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
@@ -22,7 +22,7 @@ from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from ..config import get_settings
-from ..domain.grant_lifecycle import ALLOWED_FROM, PENDING
+from ..domain.grant_lifecycle import PENDING
 from ..domain.models import (
     ActivityEntry,
     Actor,
@@ -33,11 +33,9 @@ from ..domain.models import (
     GrantStatus,
     Project,
     SupportAccess,
-    iso,
-    utc_now,
 )
-from ..domain.ports import Page
-from ..errors import MalformedRequest, StaleState
+from ..domain.ports import Page, ReferenceKind
+from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
 from .tables import ActivityItem, ContactItem, GrantItem, ProjectItem
 
@@ -257,23 +255,39 @@ class DynamoUnitOfWork:
                 condition=ContactItem.external_for.contains(company_id),
             )
         )
+        # ...and only while no grant of that company references it (a grant committed after
+        # the caller looked makes the whole unlink fail).
+        references = f"company#{contact_id}#{company_id}"
+        self._ops.append(
+            lambda t: t.condition_check(
+                ContactItem, references, condition=ContactItem.projects.does_not_exist()
+            )
+        )
+
+    def require_external_link(self, contact_id: str, company_id: str) -> None:
+        self._ops.append(
+            lambda t: t.condition_check(
+                ContactItem, contact_id, condition=ContactItem.external_for.contains(company_id)
+            )
+        )
 
     def put_project(self, project: Project) -> None:
         item = _project_item(project)
         self._ops.append(lambda t: t.save(item))
 
     def change_support_access(
-        self, project_id: str, access: SupportAccess, *, expected_enabled: bool
+        self, project_id: str, access: SupportAccess, *, expected: SupportAccess
     ) -> None:
         item = ProjectItem(project_id=project_id)
-        enabled = ProjectItem.support_access["enabled"]
-        unchanged = enabled == expected_enabled
-        if not expected_enabled:  # a project never switched on has no support_access yet
-            unchanged = unchanged | ProjectItem.support_access.does_not_exist()
+        stored = ProjectItem.support_access
+        if expected.changed_at is None:  # never switched: nothing stored, or stored as null
+            unchanged = stored.does_not_exist() | ~stored["changed_at"].is_type("S")
+        else:
+            unchanged = stored["changed_at"] == expected.changed_at
         self._ops.append(
             lambda t: t.update(
                 item,
-                actions=[ProjectItem.support_access.set(asdict(access))],
+                actions=[stored.set(asdict(access))],
                 condition=ProjectItem.project_id.exists() & unchanged,
             )
         )
@@ -282,40 +296,42 @@ class DynamoUnitOfWork:
         item = _grant_item(grant)
         self._ops.append(lambda t: t.save(item, condition=GrantItem.project_id.does_not_exist()))
 
-    def transition_grant(
-        self,
-        grant: Grant,
-        target: GrantStatus,
-        *,
-        expected_lifecycle: str | None = None,
-        lifecycle_id: str | None = None,
-        jira_account_id: str | None = None,
-        account_created: bool | None = None,
-        error: GrantError | None = None,
-    ) -> None:
-        item = GrantItem(project_id=grant.project_id, contact_id=grant.contact_id)
+    def transition_grant(self, current: Grant, new: Grant) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
         actions: list[Any] = [
-            GrantItem.status.set(target.value),
-            GrantItem.updated_at.set(iso(utc_now())),
+            GrantItem.status.set(new.status.value),
+            GrantItem.updated_at.set(new.updated_at),
+            GrantItem.error.set(asdict(new.error)) if new.error else GrantItem.error.remove(),
+            GrantItem.account_created.set(new.account_created),
         ]
-        actions.append(GrantItem.error.set(asdict(error)) if error else GrantItem.error.remove())
-        if lifecycle_id is not None:
-            actions.append(GrantItem.lifecycle_id.set(lifecycle_id))
-        if jira_account_id is not None:
-            actions.append(GrantItem.jira_account_id.set(jira_account_id))
-        if account_created is not None:
-            actions.append(GrantItem.account_created.set(account_created))
-        condition: Condition = GrantItem.status.is_in(*(s.value for s in ALLOWED_FROM[target]))
-        if expected_lifecycle is not None:
-            condition &= GrantItem.lifecycle_id == expected_lifecycle
+        if new.lifecycle_id is not None:
+            actions.append(GrantItem.lifecycle_id.set(new.lifecycle_id))
+        if new.jira_account_id is not None:
+            actions.append(GrantItem.jira_account_id.set(new.jira_account_id))
+        condition = (GrantItem.status == current.status.value) & _same_run(current)
         self._ops.append(lambda t: t.update(item, actions=actions, condition=condition))
 
-    def delete_grant(self, grant: Grant, *, expected_lifecycle: str | None) -> None:
-        item = GrantItem(project_id=grant.project_id, contact_id=grant.contact_id)
-        condition: Condition = GrantItem.status == GrantStatus.DELETION_PENDING.value
-        if expected_lifecycle is not None:
-            condition &= GrantItem.lifecycle_id == expected_lifecycle
+    def note_account_created(self, current: Grant) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        condition = (GrantItem.status == current.status.value) & _same_run(current)
+        action = GrantItem.account_created.set(True)
+        self._ops.append(lambda t: t.update(item, actions=[action], condition=condition))
+
+    def delete_grant(self, current: Grant) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        condition = (GrantItem.status == GrantStatus.DELETION_PENDING.value) & _same_run(current)
         self._ops.append(lambda t: t.delete(item, condition=condition))
+
+    def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
+        key = _reference_key(grant, kind)
+        if key is None:
+            return
+        item = ContactItem(contact_id=key)
+        projects = {grant.project_id}
+        action = (
+            ContactItem.projects.add(projects) if add else ContactItem.projects.delete(projects)
+        )
+        self._ops.append(lambda t: t.update(item, actions=[action]))
 
     def append(self, entry: ActivityEntry) -> None:
         item = _activity_item(entry)
@@ -323,6 +339,8 @@ class DynamoUnitOfWork:
         self._entries.append(entry)
 
     def commit(self) -> None:
+        """Write everything or nothing. A conflict or throttle leaves the writes queued, so the
+        caller may commit again; a failed condition means this unit of work is stale."""
         if not self._ops:
             return
         try:
@@ -330,16 +348,13 @@ class DynamoUnitOfWork:
                 for op in self._ops:
                     op(transaction)
         except TransactWriteError as exc:
-            reasons = [r.code for r in (exc.cancellation_reasons or []) if r]
-            if "ConditionalCheckFailed" in reasons:
-                raise StaleState("the item changed while we were writing it") from exc
-            raise
-        else:
-            for entry in self._entries:
-                _log_recorded(entry)
-        finally:
-            self._ops.clear()
-            self._entries.clear()
+            reasons = {r.code for r in (exc.cancellation_reasons or []) if r and r.code}
+            reasons.add(exc.cause_response_code or "")
+            _raise_translated(exc, reasons)
+        for entry in self._entries:
+            _log_recorded(entry)
+        self._ops.clear()
+        self._entries.clear()
 
 
 # --- store ----------------------------------------------------------------------------------
@@ -359,7 +374,8 @@ class DynamoStore:
 
     def get_contact(self, contact_id: str) -> Contact | None:
         contact = _first(ContactItem, contact_id, convert=_contact)
-        return contact if contact and not contact.contact_id.startswith("email#") else None
+        # Claims and reference sets share the table under `kind#...` keys; contact ids have no `#`.
+        return contact if contact and "#" not in contact.contact_id else None
 
     def find_contact_by_email(self, email: str) -> Contact | None:
         claim = _first(ContactItem, _claim_key(email), convert=lambda item: item)
@@ -426,13 +442,56 @@ class DynamoStore:
         try:
             _activity_item(entry).save(condition=ActivityItem.id.does_not_exist())
         except PutError as exc:
-            raise StaleState("activity entry already recorded") from exc
+            _raise_translated(exc, {exc.cause_response_code or ""})
         _log_recorded(entry)
+
+    def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
+        item = _first(ContactItem, f"{kind}#{contact_id}#{key}", convert=lambda i: i)
+        return set(item.projects or ()) if item else set()
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""
         wanted = [s.value for s in PENDING]
         return [_grant(item) for item in GrantItem.scan(GrantItem.status.is_in(*wanted))]
+
+
+def _same_run(grant: Grant) -> Condition:
+    """The item is still in the lifecycle run `grant` was read in."""
+    if grant.lifecycle_id is None:
+        return GrantItem.lifecycle_id.does_not_exist()
+    return GrantItem.lifecycle_id == grant.lifecycle_id
+
+
+def _reference_key(grant: Grant, kind: ReferenceKind) -> str | None:
+    key = grant.service_desk_id if kind == "desk" else grant.via_company_id
+    return f"{kind}#{grant.contact_id}#{key}" if key else None
+
+
+# DynamoDB's words for "another request holds these items" and "slow down".
+_CONFLICTS = {"TransactionConflict", "TransactionInProgress"}
+_THROTTLES = {
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+    "Throttling",
+}
+THROTTLE_RETRY_AFTER_SECONDS = 2
+
+
+def _raise_translated(exc: Exception, codes: set[str]) -> NoReturn:
+    """Raise a cancelled or refused write as the service's error (`codes`: DynamoDB's
+    cancellation reasons and error code); anything else unchanged."""
+    reasons = {code.removesuffix("Exception") for code in codes}
+    if "ConditionalCheckFailed" in reasons:
+        raise StaleState("the item changed while we were writing it") from exc
+    if reasons & _CONFLICTS:
+        raise WriteConflict("another transaction wrote the same items at the same moment") from exc
+    if reasons & _THROTTLES:
+        raise StoreThrottled(
+            "the database is throttling requests; retry shortly",
+            retry_after=THROTTLE_RETRY_AFTER_SECONDS,
+        ) from exc
+    raise exc
 
 
 def _first(model: type[M], key: str, convert: Callable[[M], X]) -> X | None:

@@ -50,7 +50,8 @@ class ContactCompanyIndex(GlobalSecondaryIndex["ContactItem"]):
 
 
 class ContactItem(Model):
-    """A contact, or (with `claimed_by`) the claim that makes an email address unique."""
+    """A contact; or (with `claimed_by`) the claim that makes an email address unique; or (with
+    `projects`) one of a contact's reference sets (`grant_lifecycle.GrantLifecycle`)."""
 
     class Meta(_Meta):
         table_name = _settings.contacts_table
@@ -66,6 +67,8 @@ class ContactItem(Model):
     external_for = UnicodeSetAttribute(null=True)
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
+    # A reference set: DynamoDB drops the attribute when its last element is deleted.
+    projects = UnicodeSetAttribute(null=True)
 
     company_index = ContactCompanyIndex()
 

@@ -8,6 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws import client
 from ..config import get_settings
+from ..domain.grant_lifecycle import ExecutionName, Kind
 from ..domain.grant_steps import GrantJob
 from ..domain.models import Grant
 from ..errors import DependencyUnavailable
@@ -58,10 +59,9 @@ class StepFunctionsStarter:
 
     def _status(self, lifecycle_id: str) -> str | None:
         settings = get_settings()
-        kind = lifecycle_id.rsplit("-", 2)[-2]  # names are `<grant>-<kind>-<ULID>`
         machine = (
             settings.removal_state_machine_arn
-            if kind == "removal"
+            if ExecutionName.parse(lifecycle_id).kind is Kind.REMOVAL
             else settings.activation_state_machine_arn
         )
         arn = machine.replace(":stateMachine:", ":execution:") + f":{lifecycle_id}"

@@ -12,39 +12,22 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import lru_cache
 from typing import Any
 
-from ..config import get_settings
+from .. import services
 from ..domain.drift import check_drift
+from ..domain.grant_lifecycle import ExecutionName
 from ..domain.grant_steps import GrantJob, GrantSteps
-from ..domain.ids import ulid_time
 from ..domain.models import GrantError, utc_now
 from ..domain.sweeper import sweep_stalled_grants
 from ..errors import JiraRateLimited
-from ..events import EventBridgePublisher
 from ..jira import jsm_client
-from ..mail import SesMailer
 from ..observability import MetricUnit, count, logger
-from ..store.repository import DynamoStore
-from .starter import StepFunctionsStarter
 
 BACKOFF_BASE_SECONDS = 2
 BACKOFF_CAP_SECONDS = 120
 
 Task = Callable[[GrantSteps, GrantJob, dict[str, Any]], dict[str, Any] | None]
-
-
-@lru_cache(maxsize=1)
-def grant_steps() -> GrantSteps:
-    settings = get_settings()
-    return GrantSteps(
-        DynamoStore(),
-        jsm_client(),
-        SesMailer(),
-        EventBridgePublisher(),
-        portal_url=settings.portal_url,
-    )
 
 
 def throttle_wait_seconds(retry_after: int | None, attempt: int) -> int:
@@ -74,6 +57,7 @@ STEPS: dict[str, Task] = {
     "add_to_service_desk": lambda s, job, _: s.add_to_service_desk(job),
     "add_to_organization": lambda s, job, _: s.add_to_organization(job),
     "complete_activation": lambda s, job, _: s.complete_activation(job),
+    "undo_activation": lambda s, job, _: s.undo_activation(job),
     "leave_organization": lambda s, job, _: s.leave_organization(job),
     "leave_service_desk": lambda s, job, _: s.leave_service_desk(job),
     "complete_removal": lambda s, job, _: s.complete_removal(job),
@@ -95,7 +79,7 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     job = GrantJob.from_event(event)
     logger.thread_safe_append_keys(execution=job.lifecycle_id, step=step)
     try:
-        result = STEPS[step](grant_steps(), job, event)
+        result = STEPS[step](services.grant_steps(), job, event)
     except JiraRateLimited as exc:
         attempt = int((event.get("throttle") or {}).get("count", 0))
         wait = throttle_wait_seconds(exc.retry_after, attempt)
@@ -111,8 +95,7 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
 def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
     if step == "complete_activation" and result.get("activated"):
         count("GrantsActivated")
-        # The lifecycle id ends with the ULID minted when the grant was requested.
-        started = ulid_time(job.lifecycle_id.rsplit("-", 1)[-1])
+        started = ExecutionName.parse(job.lifecycle_id).started_at
         count("ActivationSeconds", (utc_now() - started).total_seconds(), MetricUnit.Seconds)
     elif step == "complete_removal" and result.get("removed"):
         count("GrantsRemoved")
@@ -122,14 +105,14 @@ def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
 
 def sweep() -> dict[str, Any]:
     """The scheduled sweep of stalled grants (see `domain.sweeper`)."""
-    report = sweep_stalled_grants(DynamoStore(), StepFunctionsStarter(), EventBridgePublisher())
+    report = sweep_stalled_grants(services.store(), services.workflows(), services.events())
     logger.info("stalled grants swept", extra={"sweep": asdict(report)})
     return asdict(report)
 
 
 def drift() -> dict[str, Any]:
     """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
-    reports = check_drift(DynamoStore(), jsm_client())
+    reports = check_drift(services.store(), jsm_client())
     for report in reports:
         logger.warning("drift found", extra={"drift": {**asdict(report), "found": report.found}})
     found = sum(report.found for report in reports)

@@ -292,14 +292,32 @@ def test_enabling_again_changes_nothing(
     first = api.put(SUPPORT, ENABLE, ACME_ADMIN).body
     support_events()  # drain the first change's event
 
-    # When it is enabled again (even with another reason)
+    # When it is enabled again with the same reason
     with world.unchanged():
-        again = api.put(SUPPORT, {**ENABLE, "reason": "Still broken"}, ACME_ADMIN)
+        again = api.put(SUPPORT, ENABLE, ACME_ADMIN)
 
     # Then 200 with the unchanged state: no second email, activity entry or event
     assert again.status == 200, again.body
     assert again.body == first
     assert support_events() == []
+
+
+def test_enabling_again_with_a_new_reason_records_it(
+    api: Api, seed: Seeder, support_events: Any
+) -> None:
+    # Given support access is on
+    seed.project()
+    api.put(SUPPORT, ENABLE, ACME_ADMIN)
+    support_events()
+
+    # When it is enabled again with another reason
+    again = api.put(SUPPORT, {**ENABLE, "reason": "Still broken"}, ACME_ADMIN)
+
+    # Then the new reason is stored, logged and announced (a change like any other)
+    assert again.status == 200, again.body
+    assert again.body["reason"] == "Still broken"
+    assert api.get(SUPPORT, ACME_ADMIN).body["reason"] == "Still broken"
+    assert [e["detail"]["reason"] for e in support_events()] == ["Still broken"]
 
 
 def test_disable_support_access(api: Api, seed: Seeder, stack: LocalStack) -> None:

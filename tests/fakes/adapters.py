@@ -11,12 +11,18 @@ from __future__ import annotations
 import copy
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain.events import DomainEvent
 from chalicelib.domain.models import Grant, GrantStatus, Project
-from chalicelib.errors import DependencyUnavailable, JiraNotFound, JiraRejected
-from chalicelib.events.publisher import EVENT_TYPES
+from chalicelib.errors import (
+    DependencyUnavailable,
+    JiraNotFound,
+    JiraRejected,
+    JiraUnavailable,
+)
 from chalicelib.jira import JsmAccount, Organization, ServiceDesk
 
 
@@ -26,10 +32,8 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.published: list[tuple[str, dict[str, Any]]] = []
 
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        if detail_type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {detail_type}")
-        self.published.append((detail_type, copy.deepcopy(detail)))
+    def publish(self, event: DomainEvent) -> None:
+        self.published.append((event.detail_type(), event.detail()))
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
         return [detail for kind, detail in self.published if kind == detail_type]
@@ -144,18 +148,28 @@ class FakeJira:
         self.desk_organizations[desk_id] = set()
         return desk
 
+    lost_create_answers = 0  # how many creates JSM applies but whose answer times out
+
     def fail(self, method: str, error: Exception, times: int | None = None) -> None:
         self._faults[method] = (error, times)
 
     # --- CustomerDirectory --------------------------------------------------------------------
 
-    def ensure_customer(self, email: str, display_name: str) -> tuple[JsmAccount, bool]:
+    def ensure_customer(
+        self, email: str, display_name: str, before_create: Callable[[], None] | None = None
+    ) -> tuple[JsmAccount, bool]:
         self._call("ensure_customer")
         existing = self._account_for(email)
         if existing is not None:
             return existing, False
+        if before_create is not None:
+            before_create()
         account = JsmAccount(f"acc-{next(self._ids)}", email, display_name)
         self.customers[account.account_id] = account
+        if self.lost_create_answers:
+            # JSM applied the create, but its answer never reached us (a client timeout).
+            self.lost_create_answers -= 1
+            raise JiraUnavailable("read timed out", None)
         return account, True
 
     def add_to_service_desk(self, service_desk_id: str, account_id: str) -> None:

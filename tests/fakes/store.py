@@ -1,9 +1,11 @@
 """`InMemoryStore`: the domain's `Store` and `UnitOfWork` with `DynamoStore`'s semantics, in memory.
 
 Mirrors `chalicelib.store.repository`: every write of a unit of work is conditional exactly like
-its DynamoDB counterpart (grant transitions per `ALLOWED_FROM`, the `expected_lifecycle` guard,
+its DynamoDB counterpart (a grant transition only from the status and lifecycle run it read,
 email claims keeping contact emails unique, append-only activity), and a commit first checks every
-condition, then applies every write, or raises `StaleState` and applies nothing. Reads hand out
+condition, then applies every write, or raises `StaleState` and applies nothing. `fail_next` makes
+writes fail the way real DynamoDB does under contention (`TransactionConflict`, throttling), which
+the moto-backed local stack never does. Reads hand out
 copies, so a caller mutating what it read never changes the store behind the store's back.
 """
 
@@ -16,23 +18,20 @@ import json
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Literal, TypeVar
 
-from chalicelib.domain.grant_lifecycle import ALLOWED_FROM, PENDING
+from chalicelib.domain.grant_lifecycle import PENDING
 from chalicelib.domain.models import (
     ActivityEntry,
     Contact,
     ContactStatus,
     Grant,
-    GrantError,
     GrantStatus,
     Project,
     SupportAccess,
-    iso,
-    utc_now,
 )
-from chalicelib.domain.ports import Page
-from chalicelib.errors import MalformedRequest, StaleState
+from chalicelib.domain.ports import Page, ReferenceKind
+from chalicelib.errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 
 T = TypeVar("T")
 
@@ -137,14 +136,14 @@ class InMemoryUnitOfWork:
         )
 
     def change_support_access(
-        self, project_id: str, access: SupportAccess, *, expected_enabled: bool
+        self, project_id: str, access: SupportAccess, *, expected: SupportAccess
     ) -> None:
         projects = self._store._projects
         new = copy.deepcopy(access)
 
         def unchanged() -> bool:
             project = projects.get(project_id)
-            return project is not None and project.support_access.enabled == expected_enabled
+            return project is not None and project.support_access.changed_at == expected.changed_at
 
         def apply() -> None:
             projects[project_id] = replace(projects[project_id], support_access=new)
@@ -169,6 +168,8 @@ class InMemoryUnitOfWork:
     def unlink_external(self, contact_id: str, company_id: str) -> None:
         contacts = self._store._contacts
 
+        references = self._store._references
+
         def linked() -> bool:
             contact = contacts.get(contact_id)
             return contact is not None and company_id in contact.external_for
@@ -179,6 +180,17 @@ class InMemoryUnitOfWork:
             contacts[contact_id] = replace(contact, external_for=rest)
 
         self._add(("contact", contact_id), linked, apply)
+        name = ("company", contact_id, company_id)
+        self._add(("reference", name), lambda: not references.get(name), _always)
+
+    def require_external_link(self, contact_id: str, company_id: str) -> None:
+        contacts = self._store._contacts
+
+        def linked() -> bool:
+            contact = contacts.get(contact_id)
+            return contact is not None and company_id in contact.external_for
+
+        self._add(("contact", contact_id), linked, _always)
 
     def create_grant(self, grant: Grant) -> None:
         new = copy.deepcopy(grant)
@@ -186,59 +198,76 @@ class InMemoryUnitOfWork:
         grants = self._store._grants
         self._add(("grant", key), lambda: key not in grants, lambda: grants.__setitem__(key, new))
 
-    def transition_grant(
-        self,
-        grant: Grant,
-        target: GrantStatus,
-        *,
-        expected_lifecycle: str | None = None,
-        lifecycle_id: str | None = None,
-        jira_account_id: str | None = None,
-        account_created: bool | None = None,
-        error: GrantError | None = None,
-    ) -> None:
-        key = (grant.project_id, grant.contact_id)
+    def transition_grant(self, current: Grant, new: Grant) -> None:
+        key = (current.project_id, current.contact_id)
         grants = self._store._grants
-        stored_error = copy.deepcopy(error)
+        written = copy.deepcopy(new)
 
-        def allowed() -> bool:
-            current = grants.get(key)
+        def same_run() -> bool:
+            stored = grants.get(key)
             return (
-                current is not None
-                and current.status in ALLOWED_FROM[target]
-                and (expected_lifecycle is None or current.lifecycle_id == expected_lifecycle)
+                stored is not None
+                and stored.status is current.status
+                and stored.lifecycle_id == current.lifecycle_id
             )
 
         def apply() -> None:
-            current = grants[key]
-            changes: dict[str, Any] = {
-                "status": target,
-                "updated_at": iso(utc_now()),
-                "error": stored_error,
-            }
-            if lifecycle_id is not None:
-                changes["lifecycle_id"] = lifecycle_id
-            if jira_account_id is not None:
-                changes["jira_account_id"] = jira_account_id
-            if account_created is not None:
-                changes["account_created"] = account_created
-            grants[key] = replace(current, **changes)
+            stored = grants[key]
+            grants[key] = replace(
+                stored,
+                status=written.status,
+                updated_at=written.updated_at,
+                error=written.error,
+                account_created=written.account_created,
+                lifecycle_id=written.lifecycle_id or stored.lifecycle_id,
+                jira_account_id=written.jira_account_id or stored.jira_account_id,
+            )
 
-        self._add(("grant", key), allowed, apply)
+        self._add(("grant", key), same_run, apply)
 
-    def delete_grant(self, grant: Grant, *, expected_lifecycle: str | None) -> None:
-        key = (grant.project_id, grant.contact_id)
+    def note_account_created(self, current: Grant) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def same_run() -> bool:
+            stored = grants.get(key)
+            return (
+                stored is not None
+                and stored.status is current.status
+                and stored.lifecycle_id == current.lifecycle_id
+            )
+
+        def apply() -> None:
+            grants[key] = replace(grants[key], account_created=True)
+
+        self._add(("grant", key), same_run, apply)
+
+    def delete_grant(self, current: Grant) -> None:
+        key = (current.project_id, current.contact_id)
         grants = self._store._grants
 
         def removable() -> bool:
-            current = grants.get(key)
+            stored = grants.get(key)
             return (
-                current is not None
-                and current.status is GrantStatus.DELETION_PENDING
-                and (expected_lifecycle is None or current.lifecycle_id == expected_lifecycle)
+                stored is not None
+                and stored.status is GrantStatus.DELETION_PENDING
+                and stored.lifecycle_id == current.lifecycle_id
             )
 
         self._add(("grant", key), removable, lambda: grants.pop(key))
+
+    def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
+        key = grant.service_desk_id if kind == "desk" else grant.via_company_id
+        if not key:
+            return
+        sets = self._store._references
+        name = (kind, grant.contact_id, key)
+
+        def apply() -> None:
+            projects = sets.setdefault(name, set())
+            (projects.add if add else projects.discard)(grant.project_id)
+
+        self._add(("reference", name), _always, apply)
 
     def append(self, entry: ActivityEntry) -> None:
         key = (entry.project_id, entry.id)
@@ -249,13 +278,16 @@ class InMemoryUnitOfWork:
         )
 
     def commit(self) -> None:
-        writes, self._writes = self._writes, []
-        if not writes:
+        """As DynamoDB: a conflict or throttle (see `InMemoryStore.fail_next`) writes nothing and
+        leaves the writes queued for another commit; a failed condition discards them."""
+        if not self._writes:
             return
-        items = [w.item for w in writes]
+        items = [w.item for w in self._writes]
         if len(set(items)) != len(items):
             # DynamoDB refuses (ValidationException) a transaction touching one item twice.
             raise ValueError(f"a transaction may write each item once: {items}")
+        self._store._injected_failure()
+        writes, self._writes = self._writes, []
         with self._store._lock:
             if not all(w.condition() for w in writes):
                 raise StaleState("the item changed while we were writing it")
@@ -278,6 +310,22 @@ class InMemoryStore:
         self._email_claims: dict[str, str] = {}  # lower-case email → contact id
         self._grants: dict[tuple[str, str], Grant] = {}
         self._activity: dict[tuple[str, str], ActivityEntry] = {}  # (project id, entry id)
+        self._references: dict[tuple[str, str, str], set[str]] = {}  # (kind, contact, key)
+        self._failures: list[str] = []
+
+    # --- failure injection --------------------------------------------------------------------
+
+    def fail_next(self, *failures: Literal["conflict", "throttle"]) -> None:
+        """Make the next writes fail as real DynamoDB does under contention, one per write."""
+        self._failures.extend(failures)
+
+    def _injected_failure(self) -> None:
+        if not self._failures:
+            return
+        failure = self._failures.pop(0)
+        if failure == "conflict":
+            raise WriteConflict("injected TransactionConflict")
+        raise StoreThrottled("injected throttling", retry_after=2)
 
     # --- test helpers -------------------------------------------------------------------------
 
@@ -396,6 +444,10 @@ class InMemoryStore:
             uow.commit()
         except StaleState as exc:
             raise StaleState("activity entry already recorded") from exc
+
+    def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
+        with self._lock:
+            return set(self._references.get((kind, contact_id, key), ()))
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (what the sweeper scans for)."""

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib import services
 from chalicelib.config import get_settings
 from chalicelib.jira import jsm_client
-from chalicelib.workflows import tasks
 from tests.helpers import Seeder
 
 
@@ -24,7 +24,7 @@ def forget_jira_client() -> None:
     """Drop the cached settings, JSM client and workflow steps: the next task builds them anew."""
     get_settings.cache_clear()
     jsm_client.cache_clear()
-    tasks.grant_steps.cache_clear()
+    services.grant_steps.cache_clear()
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.grant_lifecycle import GrantLifecycle, Move
 from chalicelib.domain.grant_steps import GrantJob, GrantSteps
 from chalicelib.domain.models import Contact, GrantError, GrantStatus, Project
 from chalicelib.errors import JiraUnavailable
+from tests.fakes.adapters import RecordingEvents
 from tests.fakes.builders import CUSTOMER, INTEGRATOR, OTHER, contact, grant, project
 from tests.fakes.store import InMemoryStore
 
@@ -202,6 +204,7 @@ def test_fail_records_the_error_and_the_account_once(
                 "contact_id": ALICE.contact_id,
                 "status": failed.value,
                 "error": {"code": "JiraRejected", "message": "the account cannot be added"},
+                "lifecycle_id": job.lifecycle_id,
             },
         )
     ]
@@ -228,7 +231,8 @@ def test_leave_organization_takes_the_account_out(steps, store, jira, p1):
     [
         (S.ACTIVATION_PENDING, False),
         (S.ACTIVATED, False),
-        (S.ACTIVATION_FAILED, False),
+        # A failed activation took back what it added (rule 4): it holds nothing.
+        (S.ACTIVATION_FAILED, True),
         (S.DELETION_FAILED, False),
         (S.DELETION_PENDING, True),
     ],
@@ -260,9 +264,7 @@ def test_concurrent_removals_leave_the_desk_despite_a_lagging_index(
     jira.add_to_service_desk("1", account.account_id)
     store.seed(grant(p2, ALICE, S.ACTIVATED, jira_account_id=account.account_id))
     listed = store.grants_of_contact(ALICE.contact_id)
-    uow = store.unit_of_work()
-    uow.transition_grant(listed[0], S.DELETION_PENDING)
-    uow.commit()
+    GrantLifecycle(store, RecordingEvents()).apply(listed[0], Move(S.DELETION_PENDING))
     job = _job(store, p1, ALICE, S.DELETION_PENDING, jira_account_id=account.account_id)
     monkeypatch.setattr(store, "grants_of_contact", lambda contact_id: listed)
 

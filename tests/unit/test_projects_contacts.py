@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.contacts import ContactService, ContactSpec
-from chalicelib.domain.models import ContactStatus, Role
+from chalicelib.domain.models import ContactStatus, Role, SupportAccess
 from chalicelib.domain.projects import ProjectService, ProjectSpec
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tests.fakes.builders import CUSTOMER, INTEGRATOR, OTHER, contact, grant, principal, project
@@ -78,7 +78,7 @@ def test_put_keeps_the_support_access_switch(projects, store):
     uow = store.unit_of_work()
     enabled = store.get_project("apollo").support_access
     enabled.enabled, enabled.reason = True, "incident 42"
-    uow.change_support_access("apollo", enabled, expected_enabled=False)
+    uow.change_support_access("apollo", enabled, expected=SupportAccess())
     uow.commit()
 
     # When the console puts the project again

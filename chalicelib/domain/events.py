@@ -1,0 +1,125 @@
+"""The domain events on the bus (SPEC §3): one typed model per `detail-type`.
+
+Consumers rely on these shapes: `docs/events.md` publishes their JSON Schemas (generated from
+these models, checked by `tests/contract/test_event_contract.py`), so a field is never renamed
+or dropped silently. A model's class name is its EventBridge `detail-type`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict
+
+from .models import Grant, GrantStatus
+
+
+class DomainEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def detail_type(cls) -> str:
+        return cls.__name__
+
+    def detail(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class GrantActivated(DomainEvent):
+    """A grant reached `activated`: the contact may open requests on the project's helpdesk."""
+
+    project_id: str
+    contact_id: str
+    jira_account_id: str | None
+    account_created: bool
+    lifecycle_id: str | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> Self:
+        return cls(
+            project_id=grant.project_id,
+            contact_id=grant.contact_id,
+            jira_account_id=grant.jira_account_id,
+            account_created=grant.account_created,
+            lifecycle_id=grant.lifecycle_id,
+        )
+
+
+class GrantRemoved(DomainEvent):
+    """A grant's removal finished: its item is gone, the account left the project's helpdesk."""
+
+    project_id: str
+    contact_id: str
+    jira_account_id: str | None
+    lifecycle_id: str | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> Self:
+        return cls(
+            project_id=grant.project_id,
+            contact_id=grant.contact_id,
+            jira_account_id=grant.jira_account_id,
+            lifecycle_id=grant.lifecycle_id,
+        )
+
+
+class GrantError(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    message: str
+
+
+class GrantFailed(DomainEvent):
+    """An activation or removal failed: the grant is `activation_failed`/`deletion_failed`."""
+
+    project_id: str
+    contact_id: str
+    status: GrantStatus
+    error: GrantError
+    lifecycle_id: str | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> Self:
+        assert grant.error is not None
+        return cls(
+            project_id=grant.project_id,
+            contact_id=grant.contact_id,
+            status=grant.status,
+            error=GrantError(code=grant.error.code, message=grant.error.message),
+            lifecycle_id=grant.lifecycle_id,
+        )
+
+
+class ExternalContactUnlinked(DomainEvent):
+    """An external contact lost its last grant given by a company and was unlinked from it."""
+
+    contact_id: str
+    company_id: str
+    project_id: str
+
+
+class SupportAccessChanged(DomainEvent):
+    """The vendor support-access switch of a project was turned on or off (seed 003)."""
+
+    project_id: str
+    enabled: bool
+    reason: str | None
+    changed_by: str | None
+    changed_at: str | None
+
+
+EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    GrantActivated,
+    GrantRemoved,
+    GrantFailed,
+    ExternalContactUnlinked,
+    SupportAccessChanged,
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each event's `detail`, by `detail-type` (what `docs/events.md` shows)."""
+    return {cls.detail_type(): cls.model_json_schema() for cls in EVENT_TYPES}
