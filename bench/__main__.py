@@ -11,6 +11,7 @@ import warnings
 from bench import cost
 from bench.probes import AwsRequestLog, TaskTimer
 from bench.report import Results, document, report, write_document
+from bench.round_trips import CallCounter
 from bench.scenarios import Bench, Phase, import_times, progress
 
 COMMAND = "make bench"
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     from local.aws import lambda_handler_names  # noqa: PLC0415
     from local.stack import LocalStack  # noqa: PLC0415
 
-    log, timer = AwsRequestLog(), TaskTimer()
+    log, timer, counter = AwsRequestLog(), TaskTimer(), CallCounter()
+    undo_counter = counter.install()  # before any botocore client exists
     progress("starting the local stack on free ports…")
     with LocalStack(api_port=0, aws_port=0, jira_port=0, mail_port=0) as stack:
         assert stack.provisioned is not None
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(stack, log, timer)
             progress("lifecycles: Jira calls, state transitions, AWS requests…")
             phases = bench.lifecycles()
+            progress("AWS calls per API operation…")
+            round_trips = bench.round_trips(counter)
             progress(f"POST → activated latency ({args.latency_grants} grants)…")
             latency = bench.activation_latency(args.latency_grants)
             progress(f"bulk: {args.bulk_grants} grants at {args.rate_limit:g} Jira req/s…")
@@ -82,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for step in reversed(undo):
                 step()
+            undo_counter()
         progress("stopping the local stack…")
 
     counts = lifecycle_counts([phases["activation_new"], phases["removal"]], indexes)
     results = Results(
         phases=phases,
+        round_trips=round_trips,
         latency=latency,
         listing=listing,
         bulk=bulk,

@@ -30,6 +30,7 @@ class Row:
 @dataclass(frozen=True)
 class Results:
     phases: dict[str, Phase]
+    round_trips: list[tuple[str, int, list[str]]]  # (operation, HTTP status, AWS calls)
     latency: Latency
     listing: ListLatency
     bulk: Bulk
@@ -74,6 +75,23 @@ def rows(results: Results) -> list[Row]:
         _budget(phases[key], "State transitions", phases[key].transitions, limit)
         for key, limit in transition_targets.items()
     ]
+
+    for operation, status, calls in results.round_trips:
+        if operation.startswith("POST /grants"):
+            limit, counted = 4, calls
+        elif operation.startswith("GET /grants (page"):
+            limit, counted = 2, [c for c in calls if c.startswith("dynamodb:")]
+        else:
+            continue
+        kind = "AWS calls" if limit == 4 else "DynamoDB calls"
+        out.append(
+            Row(
+                f"{kind}: {operation}",
+                f"{len(counted)} ({status})",
+                f"≤ {limit}",
+                status < 300 and len(counted) <= limit,
+            )
+        )
 
     latency = results.latency
     total = len(latency.seconds) + len(latency.failures)
@@ -228,6 +246,19 @@ def report(results: Results) -> str:
             f"{cost.PRICES_AS_OF} (stated in `bench/cost.py`).",
             "",
             cost_table(results),
+            "",
+            "## AWS calls per API operation",
+            "",
+            "Counted by a botocore `before-call` hook on the requesting thread "
+            "(`bench/round_trips.py`).",
+            "",
+            table(
+                ["operation", "status", "calls", "which"],
+                [
+                    [op, str(status), str(len(calls)), ", ".join(calls)]
+                    for op, status, calls in results.round_trips
+                ],
+            ),
             "",
             "## Details of the measured lifecycles",
             "",

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from bench.probes import AwsRequest, AwsRequestLog, TaskRun, TaskTimer
+from bench.round_trips import CallCounter, measure
 from bench.workload import Console, Workflows, contacts, execution_prefix, seed_grants
 from local.stack import LocalStack
 
@@ -173,6 +174,15 @@ class Bench:
                 lambda: console.remove(project_id, new),
             ),
         }
+
+    def round_trips(self, counter: CallCounter) -> list[tuple[str, int, list[str]]]:
+        """AWS calls each API operation makes (botocore `before-call` hook)."""
+        project_id = "bench-round-trips"
+        self.console.put_project(project_id)
+        ids = contacts(self.console, "trip", 3)
+        return measure(
+            self.stack.app, counter, project_id, [*ids, "-", ids[0]], self.console.manager
+        )
 
     # --- 3: POST → activated, sequentially -----------------------------------------------------
 

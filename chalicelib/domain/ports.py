@@ -26,6 +26,16 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class GrantReads:
+    """What adding a grant reads, fetched in one round trip (`Store.read_for_grant`)."""
+
+    project: Project | None
+    contact: Contact | None = None  # by `contact_id`
+    grant: Grant | None = None  # of (`project_id`, `contact_id`)
+    email_owner: str | None = None  # the contact id that claims `email`
+
+
 class UnitOfWork(Protocol):
     """A set of writes committed atomically (one DynamoDB transaction), or not at all."""
 
@@ -73,6 +83,12 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     def unit_of_work(self) -> UnitOfWork: ...
     def get_project(self, project_id: str) -> Project | None: ...
+    def read_for_grant(
+        self, project_id: str, *, contact_id: str | None = None, email: str | None = None
+    ) -> GrantReads:
+        """The project, the contact and its grant there, and who claims `email`: one batch read."""
+        ...
+
     def get_contact(self, contact_id: str) -> Contact | None: ...
     def find_contact_by_email(self, email: str) -> Contact | None: ...
     def company_console_users(self, company_id: str) -> list[Contact]: ...

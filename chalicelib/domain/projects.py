@@ -26,7 +26,11 @@ class ProjectSpec:
 
 
 def require_project(store: Store, project_id: str) -> Project:
-    project = store.get_project(project_id)
+    return existing_project(store.get_project(project_id), project_id)
+
+
+def existing_project(project: Project | None, project_id: str) -> Project:
+    """`project` as read, or NotFound when the read found none."""
     if project is None:
         raise NotFound(f"project {project_id} does not exist")
     return project

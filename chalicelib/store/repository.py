@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, NoReturn, TypeVar
 
+from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -34,7 +36,7 @@ from ..domain.models import (
     Project,
     SupportAccess,
 )
-from ..domain.ports import Page, ReferenceKind
+from ..domain.ports import GrantReads, Page, ReferenceKind
 from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
 from .tables import ActivityItem, ContactItem, GrantItem, ProjectItem
@@ -372,6 +374,36 @@ class DynamoStore:
     def get_project(self, project_id: str) -> Project | None:
         return _first(ProjectItem, project_id, convert=_project)
 
+    def read_for_grant(
+        self, project_id: str, *, contact_id: str | None = None, email: str | None = None
+    ) -> GrantReads:
+        projects, contacts, grants = (
+            ProjectItem.Meta.table_name,
+            ContactItem.Meta.table_name,
+            GrantItem.Meta.table_name,
+        )
+        wanted: dict[str, list[dict[str, Any]]] = {projects: [{"project_id": {"S": project_id}}]}
+        contact_keys = []
+        if contact_id is not None:
+            contact_keys.append({"contact_id": {"S": contact_id}})
+            wanted[grants] = [{"project_id": {"S": project_id}, "contact_id": {"S": contact_id}}]
+        if email is not None:
+            contact_keys.append({"contact_id": {"S": _claim_key(email)}})
+        if contact_keys:
+            wanted[contacts] = contact_keys
+        found = _batch_get(self._connection, wanted)
+        project = next((_project(ProjectItem.from_raw_data(i)) for i in found[projects]), None)
+        reads = GrantReads(project=project)
+        for raw in found[contacts]:
+            item = ContactItem.from_raw_data(raw)
+            if item.claimed_by is not None:
+                reads = replace(reads, email_owner=item.claimed_by)
+            else:
+                reads = replace(reads, contact=_contact(item))
+        for raw in found[grants]:
+            reads = replace(reads, grant=_grant(GrantItem.from_raw_data(raw)))
+        return reads
+
     def get_contact(self, contact_id: str) -> Contact | None:
         contact = _first(ContactItem, contact_id, convert=_contact)
         # Claims and reference sets share the table under `kind#...` keys; contact ids have no `#`.
@@ -492,6 +524,23 @@ def _raise_translated(exc: Exception, codes: set[str]) -> NoReturn:
             retry_after=THROTTLE_RETRY_AFTER_SECONDS,
         ) from exc
     raise exc
+
+
+def _batch_get(
+    connection: Connection, wanted: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Strongly consistent BatchGetItem over several tables, following `UnprocessedKeys`."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    request = {t: {"Keys": keys, "ConsistentRead": True} for t, keys in wanted.items()}
+    while request:
+        try:
+            answer = connection.client.batch_get_item(RequestItems=request)
+        except ClientError as exc:
+            _raise_translated(exc, {exc.response["Error"]["Code"]})
+        for table, items in answer.get("Responses", {}).items():
+            found[table].extend(items)
+        request = answer.get("UnprocessedKeys") or {}
+    return found
 
 
 def _first(model: type[M], key: str, convert: Callable[[M], X]) -> X | None:

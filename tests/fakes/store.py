@@ -30,7 +30,7 @@ from chalicelib.domain.models import (
     Project,
     SupportAccess,
 )
-from chalicelib.domain.ports import Page, ReferenceKind
+from chalicelib.domain.ports import GrantReads, Page, ReferenceKind
 from chalicelib.errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 
 T = TypeVar("T")
@@ -359,6 +359,17 @@ class InMemoryStore:
     def get_project(self, project_id: str) -> Project | None:
         with self._lock:
             return copy.deepcopy(self._projects.get(project_id))
+
+    def read_for_grant(
+        self, project_id: str, *, contact_id: str | None = None, email: str | None = None
+    ) -> GrantReads:
+        with self._lock:
+            return GrantReads(
+                project=self.get_project(project_id),
+                contact=self.get_contact(contact_id) if contact_id else None,
+                grant=self.get_grant(project_id, contact_id) if contact_id else None,
+                email_owner=self._email_claims.get(_claim_key(email)) if email else None,
+            )
 
     def get_contact(self, contact_id: str) -> Contact | None:
         with self._lock:
