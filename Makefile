@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 STAGE ?= dev
 ARGS ?=
 
-.PHONY: run test lint format unit bench token synth deploy openapi clean
+.PHONY: run test lint format unit bench token synth deploy openapi events-doc clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -41,6 +41,11 @@ token: $(STAMP) ## Print a dev JWT: make token ARGS="--sub u1 --email a@acme.exa
 
 openapi: $(STAMP) ## Regenerate the committed openapi.json
 	$(BIN)/python -c "import json, app; from chalicelib.api.openapi import document; print(json.dumps(document(), indent=2))" > openapi.json
+
+events-doc: $(STAMP) ## Regenerate the event schemas in docs/events.md from chalicelib/domain/events.py
+	$(BIN)/python -c "import json, pathlib; from chalicelib.domain.events import EVENT_TYPES, json_schemas; \
+	doc = pathlib.Path('docs/events.md'); head = doc.read_text().split('\n## ')[0]; s = json_schemas(); \
+	doc.write_text(head + ''.join(f'\n## {c.detail_type()}\n\n{(c.__doc__ or \"\").strip()}\n\n\`\`\`json\n{json.dumps(s[c.detail_type()], indent=2)}\n\`\`\`\n' for c in EVENT_TYPES))"
 
 bench: $(STAMP) ## Measure the figures the issues ask for
 	$(BIN)/python -m bench
