@@ -30,6 +30,7 @@ PUT = "dynamodb:PutItem"
 UPDATE = "dynamodb:UpdateItem"
 DELETE = "dynamodb:DeleteItem"
 CHECK = "dynamodb:ConditionCheckItem"
+BATCH_GET = "dynamodb:BatchGetItem"  # POST /grants reads project, contact and grant at once
 
 READ = frozenset({GET, QUERY})
 READ_WRITE = frozenset({GET, QUERY, PUT, UPDATE, DELETE})
@@ -78,11 +79,11 @@ ACCESS: dict[str, Access] = {
     # password-reset / support-access emails, events, JWT verification and the Helpdesk tab (JSM).
     "api_handler": Access(
         tables={
-            "projects": frozenset({GET, PUT, UPDATE}),
+            "projects": frozenset({GET, BATCH_GET, PUT, UPDATE}),
             # The email claim moves with a directory sync (delete + put); a grant keeps the
             # contact's reference sets and checks an external's link (grant_lifecycle).
-            "contacts": READ_WRITE | {CHECK},
-            "grants": frozenset({GET, QUERY, PUT, UPDATE}),
+            "contacts": READ_WRITE | {CHECK, BATCH_GET},
+            "grants": frozenset({GET, BATCH_GET, QUERY, PUT, UPDATE}),
             "activity": APPEND_AND_READ,
             "idempotency": IDEMPOTENCY,
         },

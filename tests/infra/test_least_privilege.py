@@ -194,6 +194,11 @@ def _exercise(stack: LocalStack) -> None:
     assert api("PUT", "/contacts/pat-1", json=partner, headers=SERVICE).status_code == 201
     by_email = {"email": "pat@partner.example"}
     assert api("POST", "/projects/demo/grants", json=by_email, headers=MANAGER).status_code == 202
+    # ...and again on a second project of the company, now that pat is its external (the add
+    # checks the link in its transaction)
+    second = {**project, "name": "Demo two"}
+    assert api("PUT", "/projects/demo2", json=second, headers=SERVICE).status_code == 201
+    assert api("POST", "/projects/demo2/grants", json=by_email, headers=MANAGER).status_code == 202
     guest = {"new_contact": {"email": "gil@partner.example", "name": "Gil", "kind": "external"}}
     assert api("POST", "/projects/demo/grants", json=guest, headers=MANAGER).status_code == 202
     wait_for(lambda: api("GET", "/projects/demo/grants", headers=MANAGER).json()["items"], "guest")
@@ -268,7 +273,7 @@ def _stall(stack: LocalStack) -> None:
         "updated_at": an_hour_ago,
         "service_desk_id": "1",
         "organization_id": "1",
-        "lifecycle_id": "demo-pm-1-removal-never-started",
+        "lifecycle_id": "demo-pm-1-removal-00000000000000000000000000",  # never started
     }
     dynamodb.put_item(TableName=settings.grants_table, Item={k: {"S": v} for k, v in item.items()})
 
@@ -296,6 +301,11 @@ def needed(call: Call) -> list[tuple[str, str]]:
                 ((kind, body),) = item.items()
                 found.append((f"table:{_table_key(body['TableName'])}", TRANSACT_ACTIONS[kind]))
             return found
+        if call.operation == "BatchGetItem":
+            return [
+                (f"table:{_table_key(table)}", "dynamodb:BatchGetItem")
+                for table in call.params["RequestItems"]
+            ]
         if call.operation == "TransactGetItems":
             return [
                 (f"table:{_table_key(i['Get']['TableName'])}", "dynamodb:GetItem")

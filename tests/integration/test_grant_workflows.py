@@ -171,8 +171,13 @@ def test_removal_keeps_a_service_desk_another_project_uses(
     assert api.delete("/projects/demo/grants/dev-1", ACME_PM).status == 202
     assert settled_grant(api, "demo", "dev-1") is None
 
-    # Then the account left demo's organization only (1 Jira call): `other` still uses the desk
-    assert len(jira_calls(stack)[before:]) == 1
+    # Then the account left demo's organization only: `other` still uses the desk, which the
+    # removal re-ensures (an idempotent POST) instead of leaving it
+    calls = [(c["method"], c["path"]) for c in jira_calls(stack)[before:]]
+    assert calls == [
+        ("DELETE", f"/rest/servicedeskapi/organization/{demo['organization_id']}/user"),
+        ("POST", "/rest/servicedeskapi/servicedesk/1/customer"),
+    ]
     assert account not in org_members(stack, demo["organization_id"])
     assert account in org_members(stack, other["organization_id"])
     assert account in desk_members(stack)
@@ -296,12 +301,16 @@ def test_jira_refusal_fails_the_grant_visibly_without_retrying(
     # When access is granted
     grant(api, {"contact_id": "dev-1"})
 
-    # Then the grant is activation_failed with the error, after exactly one attempt
+    # Then the grant is activation_failed with the error, after exactly one attempt, and the run
+    # took back what it may have added (rule 4: a failed activation leaves no access behind)
     settled = active_grant(api, "demo", "dev-1")
     assert settled["status"] == "activation_failed"
     assert settled["error"]["code"] == error
-    desk_calls = [c for c in jira_calls(stack) if c["path"].endswith("/servicedesk/1/customer")]
-    assert len(desk_calls) == 1
+    desk_calls = [
+        c["method"] for c in jira_calls(stack) if c["path"].endswith("/servicedesk/1/customer")
+    ]
+    assert desk_calls == ["POST", "DELETE"]
+    assert jsm_account(stack, DEV) not in desk_members(stack)
     assert activity_actions(api, "demo", "dev-1") == ["grant.requested", "grant.activation_failed"]
     assert mails_to(stack, DEV) == []
 
