@@ -27,70 +27,42 @@ class DomainEvent(BaseModel):
         return self.model_dump(mode="json")
 
 
-class GrantActivated(DomainEvent):
+class GrantEvent(DomainEvent):
+    """What every grant event says: which grant, which JSM account, which lifecycle run."""
+
+    project_id: str
+    contact_id: str
+    jira_account_id: str | None
+    lifecycle_id: str | None
+
+    @classmethod
+    def of(cls, grant: Grant) -> Self:
+        """The event of `grant` as just written (its fields read by name)."""
+        return cls.model_validate(grant, from_attributes=True)
+
+
+class GrantActivated(GrantEvent):
     """A grant reached `activated`: the contact may open requests on the project's helpdesk."""
 
-    project_id: str
-    contact_id: str
-    jira_account_id: str | None
     account_created: bool
-    lifecycle_id: str | None
-
-    @classmethod
-    def of(cls, grant: Grant) -> Self:
-        return cls(
-            project_id=grant.project_id,
-            contact_id=grant.contact_id,
-            jira_account_id=grant.jira_account_id,
-            account_created=grant.account_created,
-            lifecycle_id=grant.lifecycle_id,
-        )
 
 
-class GrantRemoved(DomainEvent):
+class GrantRemoved(GrantEvent):
     """A grant's removal finished: its item is gone, the account left the project's helpdesk."""
-
-    project_id: str
-    contact_id: str
-    jira_account_id: str | None
-    lifecycle_id: str | None
-
-    @classmethod
-    def of(cls, grant: Grant) -> Self:
-        return cls(
-            project_id=grant.project_id,
-            contact_id=grant.contact_id,
-            jira_account_id=grant.jira_account_id,
-            lifecycle_id=grant.lifecycle_id,
-        )
 
 
 class GrantError(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
 
     code: str
     message: str
 
 
-class GrantFailed(DomainEvent):
+class GrantFailed(GrantEvent):
     """An activation or removal failed: the grant is `activation_failed`/`deletion_failed`."""
 
-    project_id: str
-    contact_id: str
     status: GrantStatus
     error: GrantError
-    lifecycle_id: str | None
-
-    @classmethod
-    def of(cls, grant: Grant) -> Self:
-        assert grant.error is not None
-        return cls(
-            project_id=grant.project_id,
-            contact_id=grant.contact_id,
-            status=grant.status,
-            error=GrantError(code=grant.error.code, message=grant.error.message),
-            lifecycle_id=grant.lifecycle_id,
-        )
 
 
 class ExternalContactUnlinked(DomainEvent):

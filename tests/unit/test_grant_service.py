@@ -321,6 +321,7 @@ def test_activation_that_cannot_start_fails_the_grant_visibly(service, store, wo
             "status": "activation_failed",
             "error": {"code": "WorkflowStartFailed", "message": "Step Functions is unreachable"},
             "lifecycle_id": stored.lifecycle_id,
+            "jira_account_id": None,
         }
     ]
 

@@ -205,6 +205,7 @@ def test_fail_records_the_error_and_the_account_once(
                 "status": failed.value,
                 "error": {"code": "JiraRejected", "message": "the account cannot be added"},
                 "lifecycle_id": job.lifecycle_id,
+                "jira_account_id": "acc-7",
             },
         )
     ]
