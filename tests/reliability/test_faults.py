@@ -830,3 +830,66 @@ def test_sweeper_fails_a_grant_whose_execution_ended_without_an_outcome(
     assert settled_status(api, stack) == "activated"
     assert_transitions(api, "demo", "dev-1", FAILED_THEN_ACTIVATED)
     assert_jsm_matches_grants(stack, api, "demo")
+
+
+# --- partial failures and shared desks (rule 4, issue 10) -------------------------------------
+
+
+def test_a_customer_created_by_a_timed_out_call_gets_its_welcome_email(
+    stack: LocalStack,
+    api: Api,
+    demo: dict[str, Any],
+    jira_env: Callable[..., AbstractContextManager[None]],
+) -> None:
+    # Given the tasks give JSM 0.5 s, and JSM takes 0.8 s to create a customer (but creates it,
+    # after the client gave up) while its user search takes 0.45 s: so the retried step's search
+    # answers after the late create landed, and finds the account
+    with jira_env(HELPDESK_JIRA_TIMEOUT_SECONDS="0.5"):
+        faults(
+            stack,
+            fault("POST", r"/rest/servicedeskapi/customer$", None, 1, delay_ms=800),
+            fault("GET", USER_SEARCH, None, 2, delay_ms=450),
+        )
+
+        # When a grant is added for a contact without a JSM account
+        add(api)
+
+        # Then the retry finds the account and still calls it created: welcome email, once
+        grant = settle(api, stack)
+    assert grant is not None
+    assert (grant["status"], grant["account_created"]) == ("activated", True)
+    assert len(jsm_calls(stack, "POST", "/rest/servicedeskapi/customer")) == 1
+    assert len(mails_to(stack, DEV)) == 1
+    assert_jsm_matches_grants(stack, api, "demo")
+
+
+def test_an_activation_during_a_slow_desk_removal_of_the_same_contact_ends_on_the_desk(
+    stack: LocalStack, api: Api, seed: Seeder, demo: dict[str, Any]
+) -> None:
+    # Given dev-1 activated on demo, and a second project `other` on the same service desk
+    seed.project("other", name="Other project")
+    add(api)
+    assert settled_status(api, stack) == "activated"
+    account = account_of(stack, DEV)
+    # ...and JSM slow (1.5 s) to take a customer off the desk, once
+    faults(stack, fault("DELETE", DESK_CUSTOMERS + "$", None, 1, delay_ms=1500))
+
+    # When demo's removal is in that slow DELETE, and `other` activates dev-1 meanwhile
+    assert api.delete(GRANT, ACME_PM).status == 202
+    wait_for(lambda: jsm_calls(stack, "DELETE", DESK_CUSTOMERS), what="the slow DELETE under way")
+    assert api.post("/projects/other/grants", {"contact_id": "dev-1"}, ACME_PM).status == 202
+    other = settled_grant(api, "other", "dev-1", timeout=30)
+    assert other is not None
+    assert other["status"] == "activated"
+
+    # Then, once the slow DELETE landed (after `other`'s add), the removal puts the account back
+    assert settled_status(api, stack) == "removed"
+    wait_for_executions_to_end(stack, "other-dev-1-")
+    wait_for(
+        lambda: [c["status"] for c in jsm_calls(stack, "DELETE", DESK_CUSTOMERS)] == [204],
+        what="the slow DELETE to land",
+    )
+    assert stack.jira is not None
+    desk = next(d for d in stack.jira.state()["service_desks"] if d["id"] == "1")
+    assert account in desk["customers"]
+    assert_jsm_matches_grants(stack, api, "other")
