@@ -79,7 +79,8 @@ ACCESS: dict[str, Access] = {
     # password-reset / support-access emails, events, JWT verification and the Helpdesk tab (JSM).
     "api_handler": Access(
         tables={
-            "projects": frozenset({GET, BATCH_GET, PUT, UPDATE}),
+            # A project moving to another organization deletes its old organization claim.
+            "projects": frozenset({GET, BATCH_GET, PUT, UPDATE, DELETE}),
             # The email claim moves with a directory sync (delete + put); a grant keeps the
             # contact's reference sets and checks an external's link (grant_lifecycle).
             "contacts": READ_WRITE | {CHECK, BATCH_GET},

@@ -184,7 +184,8 @@ filter (message = "jira call" and jira.outcome = "throttled") or message = "jira
 | sort @timestamp desc""",
     "Drift found": """\
 fields @timestamp, drift.project_id as project, drift.missing_in_jsm as missing_in_jsm,
-  drift.unknown_in_jsm as unknown_in_jsm, drift.error as error
+  drift.unknown_in_jsm as unknown_in_jsm,
+  drift.shares_organization_with as shares_organization_with, drift.error as error
 | filter message = "drift found"
 | sort @timestamp desc
 | limit 200""",

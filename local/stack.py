@@ -74,7 +74,7 @@ def clear_app_caches() -> None:
             if callable(cache_clear) and getattr(value, "__module__", None) == name:
                 cache_clear()
     tables = sys.modules.get("chalicelib.store.tables")
-    for model in getattr(tables, "ALL_TABLES", ()):
+    for model in getattr(tables, "ALL_MODELS", ()):
         model._connection = None  # PynamoDB keeps its botocore client per model
 
 

@@ -22,7 +22,7 @@ bp = Blueprint(__name__)
     request=PutProjectRequest,
     response=ProjectResponse,
     status=200,
-    errors=(400, 401, 403, 422, 503),
+    errors=(400, 401, 403, 409, 422, 503),
 )
 def put_project(call: Call, project_id: str) -> Result:
     body: PutProjectRequest = call.body

@@ -2,11 +2,14 @@
 
 Access can change behind the service's back (an agent edits an organization in JSM). A daily
 check compares each project's JSM organization with its activated grants and reports accounts
-that should be there but are not, and accounts that are there without a grant.
+that should be there but are not, and accounts that are there without a grant. It also reports
+projects that share one organization (SPEC §1 forbids it; projects linked before organizations
+were claimed may), since each then sees the other's requests and members.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..errors import JiraError
@@ -21,17 +24,28 @@ class ProjectDrift:
     unknown_in_jsm: list[str] = field(default_factory=list)  # members without a grant
     # failed activations whose account is still a member: their take-back did not finish
     left_over_in_jsm: list[str] = field(default_factory=list)
+    shares_organization_with: list[str] = field(default_factory=list)  # other project ids
     error: str | None = None
 
     @property
     def found(self) -> int:
-        return len(self.missing_in_jsm) + len(self.unknown_in_jsm) + len(self.left_over_in_jsm)
+        return (
+            len(self.missing_in_jsm)
+            + len(self.unknown_in_jsm)
+            + len(self.left_over_in_jsm)
+            + len(self.shares_organization_with)
+        )
 
 
 def check_drift(store: Store, jira: MemberReader) -> list[ProjectDrift]:
-    """One report per project whose organization differs from its grants (or could not be read)."""
+    """One report per project whose organization differs from its grants, is shared with another
+    project, or could not be read."""
     reports = []
-    for project in store.all_projects():
+    projects = store.all_projects()
+    by_organization: dict[str, list[str]] = defaultdict(list)
+    for project in projects:
+        by_organization[project.organization_id].append(project.project_id)
+    for project in projects:
         grants = store.all_grants_of_project(project.project_id)
         # Pending and failed grants may legitimately be half-way: only settled ones are compared.
         settled = {g.jira_account_id for g in grants if g.status is GrantStatus.ACTIVATED}
@@ -42,6 +56,9 @@ def check_drift(store: Store, jira: MemberReader) -> list[ProjectDrift]:
             if g.status is GrantStatus.ACTIVATION_FAILED and g.jira_account_id
         }
         report = ProjectDrift(project.project_id)
+        report.shares_organization_with = sorted(
+            p for p in by_organization[project.organization_id] if p != project.project_id
+        )
         try:
             members = jira.organization_members(project.organization_id)
         except JiraError as exc:

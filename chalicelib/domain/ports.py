@@ -41,7 +41,22 @@ class UnitOfWork(Protocol):
 
     def create_contact(self, contact: Contact) -> None: ...
     def put_contact(self, contact: Contact, previous_email: str | None) -> None: ...
-    def put_project(self, project: Project) -> None: ...
+    def put_project(
+        self,
+        project: Project,
+        *,
+        expected_organization_id: str | None = None,
+        released_organization_id: str | None = None,
+    ) -> None:
+        """Create or replace a project and claim its organization for it alone (SPEC §1).
+
+        The write loses (`StaleState` on commit) if another project claimed the organization,
+        or if the stored project is linked to neither `expected_organization_id` (the one it was
+        read with; None for a new project) nor the project's own organization.
+        `released_organization_id`: a claim of this project to delete (it moved away).
+        """
+        ...
+
     def change_support_access(
         self, project_id: str, access: SupportAccess, *, expected: SupportAccess
     ) -> None:
@@ -87,6 +102,8 @@ class Store(Protocol):
         self, project_id: str, *, contact_id: str | None = None, email: str | None = None
     ) -> GrantReads:
         """The project, the contact and its grant there, and who claims `email`: one batch read."""
+    def organization_owner(self, organization_id: str) -> str | None:
+        """The project that claimed this JSM organization, if any."""
         ...
 
     def get_contact(self, contact_id: str) -> Contact | None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import FieldError, JiraNotFound, NotFound, ValidationFailed
+from ..errors import Conflict, FieldError, JiraNotFound, NotFound, StaleState, ValidationFailed
 from . import activity
 from .authorization import ensure_member, ensure_role
 from .models import Principal, Project, Role
@@ -23,6 +23,12 @@ class ProjectSpec:
     created_by: str | None = None
     organization_id: str | None = None
     allowed_email_domains: list[str] = field(default_factory=list)
+
+
+def organization_name(project_name: str, project_id: str) -> str:
+    """The name of the organization the service creates for a project (SPEC §1): unique per
+    project, because JSM answers a create with an existing name with that organization."""
+    return f"{project_name} ({project_id})"
 
 
 def require_project(store: Store, project_id: str) -> Project:
@@ -55,17 +61,20 @@ class ProjectService:
         """Create or update; returns the project and whether it was created.
 
         A repeated PUT converges: the organization created for a project the first time is
-        kept, and `helpdesk.linked` is only recorded when the link actually changes.
+        kept, and `helpdesk.linked` is only recorded when the link actually changes. An
+        organization another project has is a `Conflict` (checked before JSM is touched, and
+        again by the claim written with the project, which a concurrent PUT cannot both win).
         """
         ensure_role(principal, Role.SERVICE, Role.PLATFORM_ADMIN)
         existing = self._store.get_project(project_id)
         desk = self._require_service_desk(spec.service_desk_id)
         organization_id = spec.organization_id or (existing.organization_id if existing else None)
         if organization_id is None:
-            organization = self._jira.create_organization(spec.name)
+            organization = self._jira.create_organization(organization_name(spec.name, project_id))
         else:
             organization = self._require_organization(organization_id)
         organization_id = str(organization.id)
+        self._ensure_unclaimed(organization_id, project_id)
         self._jira.attach_organization(spec.service_desk_id, organization_id)
 
         project = Project(
@@ -86,8 +95,14 @@ class ProjectService:
             project.service_desk_id,
             project.organization_id,
         )
+        previous = existing.organization_id if existing else None
+        released = None
+        if previous not in (None, organization_id) and self._owner(previous) == project_id:
+            released = previous
         uow = self._store.unit_of_work()
-        uow.put_project(project)
+        uow.put_project(
+            project, expected_organization_id=previous, released_organization_id=released
+        )
         if linked:
             uow.append(
                 activity.entry(
@@ -101,8 +116,25 @@ class ProjectService:
                     },
                 )
             )
-        uow.commit()
+        try:
+            uow.commit()
+        except StaleState as exc:
+            raise Conflict(
+                f"organization {organization_id} or project {project_id} changed meanwhile "
+                "(another project may have linked the organization); read and try again"
+            ) from exc
         return project, existing is None
+
+    def _owner(self, organization_id: str | None) -> str | None:
+        return self._store.organization_owner(organization_id) if organization_id else None
+
+    def _ensure_unclaimed(self, organization_id: str, project_id: str) -> None:
+        owner = self._owner(organization_id)
+        if owner is not None and owner != project_id:
+            raise Conflict(
+                f"organization {organization_id} is already linked to project {owner}: "
+                "each project has its own organization"
+            )
 
     def _require_service_desk(self, service_desk_id: str) -> Any:
         try:

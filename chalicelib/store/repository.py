@@ -1,8 +1,8 @@
 """`DynamoStore`: the domain's `Store` and `UnitOfWork` on DynamoDB (PynamoDB + transactions).
 
 Every write that belongs together (a grant's status and its activity entry, a new contact and its
-email claim) goes through one `TransactWrite`, with the lifecycle rules as its conditions, so a
-change is either whole or absent.
+email claim, a project and its organization claim) goes through one `TransactWrite`, with the
+lifecycle rules as its conditions, so a change is either whole or absent.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ..domain.models import (
 from ..domain.ports import GrantReads, Page, ReferenceKind
 from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
-from .tables import ActivityItem, ContactItem, GrantItem, ProjectItem
+from .tables import ActivityItem, ContactItem, GrantItem, OrganizationClaimItem, ProjectItem
 
 M = TypeVar("M", bound=Model)
 X = TypeVar("X")
@@ -47,6 +47,13 @@ X = TypeVar("X")
 
 def _claim_key(email: str) -> str:
     return f"email#{email.lower()}"
+
+
+_ORGANIZATION_CLAIM = "organization#"
+
+
+def _organization_key(organization_id: str) -> str:
+    return f"{_ORGANIZATION_CLAIM}{organization_id}"
 
 
 # --- item <-> domain ------------------------------------------------------------------------
@@ -273,9 +280,37 @@ class DynamoUnitOfWork:
             )
         )
 
-    def put_project(self, project: Project) -> None:
+    def put_project(
+        self,
+        project: Project,
+        *,
+        expected_organization_id: str | None = None,
+        released_organization_id: str | None = None,
+    ) -> None:
+        """Upsert the project with the claim on its organization (see `ports.UnitOfWork`)."""
         item = _project_item(project)
-        self._ops.append(lambda t: t.save(item))
+        linked = {project.organization_id, expected_organization_id or project.organization_id}
+        unchanged = ProjectItem.project_id.does_not_exist() | ProjectItem.organization_id.is_in(
+            *linked
+        )
+        self._ops.append(lambda t: t.save(item, condition=unchanged))
+        self._claim_organization(project.organization_id, project.project_id)
+        if released_organization_id and released_organization_id != project.organization_id:
+            old = OrganizationClaimItem(project_id=_organization_key(released_organization_id))
+            # Already gone is fine (a concurrent identical move released it first).
+            ours = OrganizationClaimItem.project_id.does_not_exist() | (
+                OrganizationClaimItem.claimed_by == project.project_id
+            )
+            self._ops.append(lambda t: t.delete(old, condition=ours))
+
+    def _claim_organization(self, organization_id: str, project_id: str) -> None:
+        claim = OrganizationClaimItem(
+            project_id=_organization_key(organization_id), claimed_by=project_id
+        )
+        free_or_ours = OrganizationClaimItem.project_id.does_not_exist() | (
+            OrganizationClaimItem.claimed_by == project_id
+        )
+        self._ops.append(lambda t: t.save(claim, condition=free_or_ours))
 
     def change_support_access(
         self, project_id: str, access: SupportAccess, *, expected: SupportAccess
@@ -372,6 +407,8 @@ class DynamoStore:
         return DynamoUnitOfWork(self._connection)
 
     def get_project(self, project_id: str) -> Project | None:
+        if project_id.startswith(_ORGANIZATION_CLAIM):
+            return None
         return _first(ProjectItem, project_id, convert=_project)
 
     def read_for_grant(
@@ -403,6 +440,11 @@ class DynamoStore:
         for raw in found[grants]:
             reads = replace(reads, grant=_grant(GrantItem.from_raw_data(raw)))
         return reads
+    def organization_owner(self, organization_id: str) -> str | None:
+        claim = _first(
+            OrganizationClaimItem, _organization_key(organization_id), convert=lambda item: item
+        )
+        return claim.claimed_by if claim else None
 
     def get_contact(self, contact_id: str) -> Contact | None:
         contact = _first(ContactItem, contact_id, convert=_contact)
@@ -443,7 +485,8 @@ class DynamoStore:
 
     def all_projects(self) -> list[Project]:
         """Every project (a scan: for the daily drift check only)."""
-        return [_project(item) for item in ProjectItem.scan()]
+        items = ProjectItem.scan(filter_condition=ProjectItem.name.exists())  # not the claims
+        return [_project(item) for item in items]
 
     def activity(
         self, project_id: str, contact_id: str | None, limit: int, cursor: str | None

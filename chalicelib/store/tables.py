@@ -41,6 +41,18 @@ class ProjectItem(Model):
     organization_name = UnicodeAttribute(null=True)
 
 
+class OrganizationClaimItem(Model):
+    """The claim that links a JSM organization to one project (SPEC §1), kept in the projects
+    table under `organization#<id>` (project ids never contain `#`), like the contacts' email
+    claims: written in the same transaction as the project, so two projects never share one."""
+
+    class Meta(_Meta):
+        table_name = _settings.projects_table
+
+    project_id = UnicodeAttribute(hash_key=True)
+    claimed_by = UnicodeAttribute()
+
+
 class ContactCompanyIndex(GlobalSecondaryIndex["ContactItem"]):
     class Meta:
         index_name = "company-index"
@@ -150,4 +162,6 @@ ALL_TABLES: tuple[type[Model], ...] = (
     ActivityItem,
     IdempotencyItem,
 )
+# Every model, tables and the claim model sharing one, whose connections a new endpoint resets.
+ALL_MODELS: tuple[type[Model], ...] = (*ALL_TABLES, OrganizationClaimItem)
 TTL_ATTRIBUTES: dict[type[Model], str] = {IdempotencyItem: "expiration"}

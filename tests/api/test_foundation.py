@@ -90,7 +90,8 @@ def test_put_project_creates_then_converges(api: Api, stack: LocalStack) -> None
     # When the console puts a project without an organization
     created = api.put("/projects/demo", PROJECT, SERVICE)
 
-    # Then 201 with the project, linked to a new organization named after it, attached to desk 1
+    # Then 201 with the project, linked to a new organization named after it and its id
+    # (SPEC §1), attached to desk 1
     assert created.status == 201, created.body
     project = created.body
     assert project == {
@@ -110,7 +111,7 @@ def test_put_project_creates_then_converges(api: Api, stack: LocalStack) -> None
         },
     }
     assert organizations(stack) == [
-        {"id": project["organization_id"], "name": "Demo project", "users": []}
+        {"id": project["organization_id"], "name": "Demo project (demo)", "users": []}
     ]
     assert desk(stack)["organizations"] == [project["organization_id"]]
 
@@ -156,6 +157,58 @@ def test_put_project_with_an_existing_organization_links_it(api: Api, stack: Loc
     assert answer.body["organization_id"] == organization["id"]
     assert [o["id"] for o in organizations(stack)] == [organization["id"]]
     assert organization["id"] in desk(stack)["organizations"]
+
+
+def test_projects_of_two_companies_with_one_name_get_an_organization_each(
+    api: Api, stack: LocalStack
+) -> None:
+    # When two companies' projects with the same name are put without an organization
+    first = api.put("/projects/pb", {**PROJECT, "name": "Beta project"}, SERVICE)
+    second = api.put(
+        "/projects/pz",
+        {**PROJECT, "name": "Beta project", "customer_company_id": "zzz"},
+        SERVICE,
+    )
+
+    # Then each gets its own organization, named after the project and its id
+    assert (first.status, second.status) == (201, 201), (first.body, second.body)
+    assert first.body["organization_id"] != second.body["organization_id"]
+    assert sorted(o["name"] for o in organizations(stack)) == [
+        "Beta project (pb)",
+        "Beta project (pz)",
+    ]
+
+
+def test_an_organization_linked_to_another_project_is_a_conflict(
+    api: Api, seed: Seeder, world: World
+) -> None:
+    # Given a project linked to its organization
+    linked = seed.project("pb")
+
+    # When another project is put with that organization
+    with world.unchanged():
+        answer = api.put(
+            "/projects/pz",
+            {**PROJECT, "customer_company_id": "zzz", "organization_id": linked["organization_id"]},
+            SERVICE,
+        )
+
+    # Then 409, and nothing was stored, created or attached
+    assert_problem(answer, 409, detail="pb")
+
+
+def test_a_project_put_again_naming_its_own_organization_is_fine(api: Api, seed: Seeder) -> None:
+    # Given a project linked to the organization the service created for it
+    linked = seed.project("pb")
+
+    # When the console puts it again naming that organization
+    again = api.put(
+        "/projects/pb", {**PROJECT, "organization_id": linked["organization_id"]}, SERVICE
+    )
+
+    # Then 200 with the same project
+    assert again.status == 200, again.body
+    assert again.body == linked
 
 
 def test_put_project_with_an_unknown_organization_is_refused(api: Api, world: World) -> None:

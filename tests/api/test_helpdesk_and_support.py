@@ -79,7 +79,7 @@ def test_helpdesk_shows_links_and_the_latest_open_requests(
     assert answer.status == 200, answer.body
     view = answer.body
     portal = stack.jira_url
-    assert view["organization"] == {"id": org, "name": "Demo project"}
+    assert view["organization"] == {"id": org, "name": "Demo project (demo)"}
     assert view["service_desk"] == {"id": "1", "name": "Support"}
     assert view["requests_url"] == (
         f"{portal}/servicedesk/customer/user/requests?reporter=org-{org}&statuses=open"
@@ -137,7 +137,7 @@ def test_helpdesk_renders_without_jsm(
     assert elapsed < 3
     assert answer.body["latest_requests"] is None
     assert answer.body["requests_error"]
-    assert answer.body["organization"]["name"] == "Demo project"
+    assert answer.body["organization"]["name"] == "Demo project (demo)"
     assert answer.body["service_desk"]["name"] == "Support"
     assert answer.body["new_request_url"].endswith("/servicedesk/customer/portal/1")
 

@@ -2,11 +2,12 @@
 
 Mirrors `chalicelib.store.repository`: every write of a unit of work is conditional exactly like
 its DynamoDB counterpart (a grant transition only from the status and lifecycle run it read,
-email claims keeping contact emails unique, append-only activity), and a commit first checks every
-condition, then applies every write, or raises `StaleState` and applies nothing. `fail_next` makes
-writes fail the way real DynamoDB does under contention (`TransactionConflict`, throttling), which
-the moto-backed local stack never does. Reads hand out
-copies, so a caller mutating what it read never changes the store behind the store's back.
+email claims keeping contact emails unique, organization claims keeping one organization per
+project, append-only activity), and a commit first checks every condition, then applies every
+write, or raises `StaleState` and applies nothing. `fail_next` makes writes fail the way real
+DynamoDB does under contention (`TransactionConflict`, throttling), which the moto-backed local
+stack never does. Reads hand out copies, so a caller mutating what it read never changes the
+store behind the store's back.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class StoreState:
     projects: dict[str, Project]
     contacts: dict[str, Contact]
     email_claims: dict[str, str]
+    organization_claims: dict[str, str]
     grants: dict[tuple[str, str], Grant]
     activity: dict[tuple[str, str], ActivityEntry]
 
@@ -128,12 +130,35 @@ class InMemoryUnitOfWork:
                 old = _claim_key(previous_email)
                 self._add(("claim", old), _always, lambda: claims.pop(old, None))
 
-    def put_project(self, project: Project) -> None:
+    def put_project(
+        self,
+        project: Project,
+        *,
+        expected_organization_id: str | None = None,
+        released_organization_id: str | None = None,
+    ) -> None:
         new = copy.deepcopy(project)
-        projects = self._store._projects
+        pid, organization = new.project_id, new.organization_id
+        projects, claims = self._store._projects, self._store._organization_claims
+        linked = {organization, expected_organization_id}
+
+        def unchanged() -> bool:
+            current = projects.get(pid)
+            return current is None or current.organization_id in linked
+
+        self._add(("project", pid), unchanged, lambda: projects.__setitem__(pid, new))
         self._add(
-            ("project", new.project_id), _always, lambda: projects.__setitem__(new.project_id, new)
+            ("organization", organization),
+            lambda: claims.get(organization, pid) == pid,
+            lambda: claims.__setitem__(organization, pid),
         )
+        released = released_organization_id
+        if released and released != organization:
+            self._add(
+                ("organization", released),
+                lambda: claims.get(released, pid) == pid,
+                lambda: claims.pop(released, None),
+            )
 
     def change_support_access(
         self, project_id: str, access: SupportAccess, *, expected: SupportAccess
@@ -308,6 +333,7 @@ class InMemoryStore:
         self._projects: dict[str, Project] = {}
         self._contacts: dict[str, Contact] = {}
         self._email_claims: dict[str, str] = {}  # lower-case email → contact id
+        self._organization_claims: dict[str, str] = {}  # JSM organization id → project id
         self._grants: dict[tuple[str, str], Grant] = {}
         self._activity: dict[tuple[str, str], ActivityEntry] = {}  # (project id, entry id)
         self._references: dict[tuple[str, str, str], set[str]] = {}  # (kind, contact, key)
@@ -330,11 +356,16 @@ class InMemoryStore:
     # --- test helpers -------------------------------------------------------------------------
 
     def seed(self, *records: Project | Contact | Grant) -> None:
-        """Write projects, contacts (with their email claims) and grants as they are."""
+        """Write projects, contacts (with their email claims) and grants as they are.
+
+        Projects are written without organization claims, as projects linked before claims
+        existed were: many tests share the builders' organization between projects.
+        """
         uow = self.unit_of_work()
         for record in records:
             if isinstance(record, Project):
-                uow.put_project(record)
+                with self._lock:
+                    self._projects[record.project_id] = copy.deepcopy(record)
             elif isinstance(record, Contact):
                 uow.create_contact(record)
             else:
@@ -347,6 +378,7 @@ class InMemoryStore:
                 projects=copy.deepcopy(self._projects),
                 contacts=copy.deepcopy(self._contacts),
                 email_claims=dict(self._email_claims),
+                organization_claims=dict(self._organization_claims),
                 grants=copy.deepcopy(self._grants),
                 activity=copy.deepcopy(self._activity),
             )
@@ -370,6 +402,9 @@ class InMemoryStore:
                 grant=self.get_grant(project_id, contact_id) if contact_id else None,
                 email_owner=self._email_claims.get(_claim_key(email)) if email else None,
             )
+    def organization_owner(self, organization_id: str) -> str | None:
+        with self._lock:
+            return self._organization_claims.get(organization_id)
 
     def get_contact(self, contact_id: str) -> Contact | None:
         with self._lock:

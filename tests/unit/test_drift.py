@@ -53,3 +53,20 @@ def test_unreadable_organization_is_reported_as_an_error() -> None:
 
     assert report.error == "JSM is down"
     assert report.found == 0
+
+
+def test_projects_sharing_an_organization_are_reported() -> None:
+    # Given two projects linked (before organizations were claimed) to one organization, and a
+    # third with its own
+    store = InMemoryStore()
+    store.seed(project("p1"), project("p2"), project("p3", organization_id="11"))
+
+    # When the drift check runs with JSM matching every project's grants
+    reports = check_drift(store, Members({}))
+
+    # Then each sharing project is reported with the projects it shares with; the third is not
+    assert {r.project_id: r.shares_organization_with for r in reports} == {
+        "p1": ["p2"],
+        "p2": ["p1"],
+    }
+    assert all(r.found == 1 for r in reports)

@@ -3,6 +3,9 @@ the "Add contact" form's lookups)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from chalicelib.domain.contacts import ContactService, ContactSpec
@@ -46,12 +49,13 @@ def test_put_project_creates_its_organization_and_links_the_helpdesk(projects, s
     # When the console backend puts the project
     created, is_new = projects.put(SERVICE, "apollo", SPEC)
 
-    # Then an organization named after it is created, attached to the desk, and logged
+    # Then an organization named after it (SPEC §1: "<name> (<project_id>)") is created,
+    # attached to the desk, and logged
     assert is_new
     organization = jira.organizations[created.organization_id]
-    assert organization.name == "Apollo"
+    assert organization.name == "Apollo (apollo)"
     assert created.organization_id in jira.desk_organizations["1"]
-    assert (created.service_desk_name, created.organization_name) == ("Support", "Apollo")
+    assert (created.service_desk_name, created.organization_name) == ("Support", "Apollo (apollo)")
     assert created.allowed_email_domains == ["acme.example", "integ.example"]
     assert store.get_project("apollo") == created
     assert _actions(store) == ["helpdesk.linked"]
@@ -126,6 +130,105 @@ def test_put_with_an_existing_organization_uses_it(projects, jira):
     assert linked.organization_id == organization.id
     assert jira.calls["create_organization"] == 1  # the one made in Given
     assert organization.id in jira.desk_organizations["1"]
+
+
+def _with_organization(organization_id: str | None, name: str = "Apollo") -> ProjectSpec:
+    return ProjectSpec(
+        name=name,
+        customer_company_id=CUSTOMER,
+        service_desk_id="1",
+        organization_id=organization_id,
+    )
+
+
+def test_projects_with_the_same_name_get_an_organization_each(projects, jira):
+    # Given a project of one customer
+    first, _ = projects.put(SERVICE, "pb", _with_organization(None, name="Beta project"))
+
+    # When another customer's project with the same name is put (JSM returns the existing
+    # organization for an existing name)
+    other = ProjectSpec(name="Beta project", customer_company_id="zzz", service_desk_id="1")
+    second, _ = projects.put(SERVICE, "pz", other)
+
+    # Then each has its own organization, named after the project and its id
+    assert first.organization_id != second.organization_id
+    assert jira.organizations[second.organization_id].name == "Beta project (pz)"
+
+
+def test_an_organization_linked_to_another_project_is_a_conflict(projects, store, jira):
+    # Given a project linked to its organization
+    first, _ = projects.put(SERVICE, "pb", _with_organization(None))
+    before = store.snapshot()
+    attached = jira.calls["attach_organization"]
+
+    # When another project is put with that organization
+    with pytest.raises(Conflict) as refused:
+        projects.put(SERVICE, "pz", _with_organization(first.organization_id))
+
+    # Then 409 naming the project that has it; nothing stored and nothing attached in JSM
+    assert "pb" in refused.value.message
+    assert store.snapshot() == before
+    assert jira.calls["attach_organization"] == attached
+
+
+def test_a_project_put_again_with_its_own_organization_keeps_it(projects, store, jira):
+    # Given a project linked to the organization the service created for it
+    first, _ = projects.put(SERVICE, "pb", _with_organization(None))
+
+    # When it is put again naming that organization, and again without naming one
+    named, created = projects.put(SERVICE, "pb", _with_organization(first.organization_id))
+    unnamed, _ = projects.put(SERVICE, "pb", _with_organization(None))
+
+    # Then the upsert converges on the same organization
+    assert not created
+    assert named.organization_id == unnamed.organization_id == first.organization_id
+    assert store.organization_owner(first.organization_id) == "pb"
+
+
+def test_a_project_moved_to_another_organization_frees_the_old_one(projects, store, jira):
+    # Given a project moved from its first organization to another one
+    first, _ = projects.put(SERVICE, "pb", _with_organization(None))
+    other = jira.create_organization("Other org")
+    projects.put(SERVICE, "pb", _with_organization(other.id))
+
+    # When another project is put with the first organization
+    linked, _ = projects.put(SERVICE, "pz", _with_organization(first.organization_id))
+
+    # Then it may have it: the move released the claim
+    assert linked.organization_id == first.organization_id
+    assert store.organization_owner(first.organization_id) == "pz"
+    assert store.organization_owner(other.id) == "pb"
+
+
+def test_of_two_concurrent_claims_of_one_organization_one_wins(projects, store, jira):
+    # Given an organization, and two PUTs that both read it as free before either committed
+    organization = jira.create_organization("Contested")
+    real_owner = store.organization_owner
+    both_read = threading.Barrier(2)
+
+    def owner_after_both_read(organization_id: str) -> str | None:
+        owner: str | None = real_owner(organization_id)
+        both_read.wait(timeout=5)
+        return owner
+
+    store.organization_owner = owner_after_both_read  # type: ignore[method-assign]
+
+    def put(project_id: str) -> str:
+        try:
+            projects.put(SERVICE, project_id, _with_organization(organization.id))
+        except Conflict:
+            return "conflict"
+        return "linked"
+
+    # When both commit
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(put, ["pb", "pz"]))
+
+    # Then exactly one project has the organization, the other got a 409 and was not stored
+    assert outcomes == ["conflict", "linked"]
+    owner = real_owner(organization.id)
+    loser = "pz" if owner == "pb" else "pb"
+    assert store.get_project(loser) is None
 
 
 @pytest.mark.parametrize(
