@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..domain.typed_text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, text_problem
+
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ID_RE = re.compile(ID_PATTERN)
 # RFC 5321 "dot-atom" local parts (printable ASCII, no control characters or spaces).
@@ -25,7 +27,34 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Email = Annotated[
     str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254), AfterValidator(str.lower)
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _typed_text(max_length: int, min_length: int = 1) -> AfterValidator:
+    """Rule 12 (`domain.typed_text`): names and reasons end up in emails."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value, max_length, min_length)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+TYPED_TEXT = "One line without control characters (it may end up in an email)."
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    _typed_text(NAME_MAX_LENGTH),
+    Field(description=TYPED_TEXT),
+]
+# Blank is allowed here: a reason is required only when support access is enabled (the domain).
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=REASON_MAX_LENGTH),
+    _typed_text(REASON_MAX_LENGTH, min_length=0),
+    Field(description=TYPED_TEXT),
+]
 Domain = Annotated[
     str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253), AfterValidator(str.lower)
 ]
@@ -94,7 +123,7 @@ class AddGrantRequest(RequestModel):
 
 class SupportAccessRequest(RequestModel):
     enabled: bool
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    reason: Reason | None = None
     confirmation: str
 
 

@@ -1,9 +1,21 @@
-"""The email texts: plain text and HTML of each message, every interpolated value escaped."""
+"""The email texts: plain text and HTML of each message.
+
+Rule 12: what people typed (names, project names, reasons, the actor's address) is never part of
+the service's sentences. It is shown as labelled, quoted data — “like this” — made one line first
+(`domain.typed_text.one_line`: text stored before the rule may hold line breaks), with any
+quotation mark of its own straightened so it cannot close the quotation, and HTML-escaped.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
+
+from ..domain.typed_text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, one_line
+
+OPEN_QUOTE, CLOSE_QUOTE = "“", "”"
+# The actor's address comes from the console's token; an address has at most 254 characters.
+ADDRESS_MAX_LENGTH = 254
 
 
 @dataclass(frozen=True)
@@ -13,52 +25,103 @@ class Email:
     html: str
 
 
-def _html(title: str, paragraphs: list[str], link: tuple[str, str] | None = None) -> str:
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+@dataclass(frozen=True)
+class _Fact:
+    """One labelled value people typed, shown quoted."""
+
+    label: str
+    value: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {self.value}"
+
+    @property
+    def html(self) -> str:
+        return f'<tr><th align="left">{escape(self.label)}</th><td>{escape(self.value)}</td></tr>'
+
+
+def quoted(value: str | None, max_length: int = NAME_MAX_LENGTH) -> str:
+    """`value` as quoted data: one line, bounded, its own quotation marks straightened."""
+    line = one_line(value or "", max_length)
+    line = line.replace(OPEN_QUOTE, '"').replace(CLOSE_QUOTE, '"')
+    return f"{OPEN_QUOTE}{line}{CLOSE_QUOTE}"
+
+
+def _render(
+    subject: str,
+    before: list[str],
+    facts: list[_Fact],
+    after: list[str],
+    link: tuple[str, str] | None = None,
+) -> Email:
+    """Text and HTML of a message: the service's paragraphs around a block of quoted facts."""
+    block = "\n".join(fact.text for fact in facts)
+    paragraphs = [*before, block, *after]
+    if link:
+        paragraphs.append(f"{link[0]}: {link[1]}")
+    text = "\n\n".join(paragraphs) + "\n"
+
+    body = "".join(f"<p>{escape(p)}</p>" for p in before)
+    body += f'<table role="presentation">{"".join(f.html for f in facts)}</table>'
+    body += "".join(f"<p>{escape(p)}</p>" for p in after)
     if link:
         body += f'<p><a href="{escape(link[1], quote=True)}">{escape(link[0])}</a></p>'
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+    html = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(subject)}</title>'
         f"</head><body>{body}</body></html>"
     )
+    return Email(subject, text, html)
 
 
 def activation(name: str, project_name: str, portal_url: str) -> Email:
-    subject = f"Your helpdesk access for {project_name}"
-    steps = [
-        f"Hello {name},",
-        f"You can now open requests on the helpdesk of the project {project_name}.",
-        "Your helpdesk account is separate from the portal: the first time you sign in, "
-        'choose "Forgot your password?" to set your helpdesk password.',
-    ]
-    text = "\n\n".join([*steps, f"Helpdesk: {portal_url}"]) + "\n"
-    html = _html(subject, [escape(s) for s in steps], ("Open the helpdesk", portal_url))
-    return Email(subject, text, html)
+    project = quoted(project_name)
+    return _render(
+        f"Your helpdesk access for {project}",
+        [
+            "Hello,",
+            "You can now open requests on the helpdesk of a project. "
+            "As they are written in the project console:",
+        ],
+        [_Fact("Project", project), _Fact("Your name", quoted(name))],
+        [
+            "Your helpdesk account is separate from the portal: the first time you sign in, "
+            'choose "Forgot your password?" to set your helpdesk password.',
+        ],
+        ("Open the helpdesk", portal_url),
+    )
 
 
 def password_reset(name: str, project_name: str, reset_url: str) -> Email:
-    subject = f"Reset your helpdesk password ({project_name})"
-    lines = [
-        f"Hello {name},",
-        f"A project manager asked us to help you reset your helpdesk password for {project_name}.",
-        "Follow the link, enter your email address and the helpdesk sends you a reset link.",
-    ]
-    text = "\n\n".join([*lines, f"Reset your password: {reset_url}"]) + "\n"
-    html = _html(subject, [escape(s) for s in lines], ("Reset your password", reset_url))
-    return Email(subject, text, html)
+    project = quoted(project_name)
+    return _render(
+        f"Reset your helpdesk password for {project}",
+        [
+            "Hello,",
+            "A project manager asked us to help you reset your helpdesk password. "
+            "As they are written in the project console:",
+        ],
+        [_Fact("Project", project), _Fact("Your name", quoted(name))],
+        ["Follow the link, enter your email address and the helpdesk sends you a reset link."],
+        ("Reset your password", reset_url),
+    )
 
 
 def support_access_changed(
     project_name: str, project_id: str, enabled: bool, reason: str | None, actor_email: str
 ) -> Email:
     state = "enabled" if enabled else "disabled"
-    subject = f"Support access {state} on {project_name}"
-    lines = [
-        f"Support access was {state} on the project {project_name} ({project_id}) "
-        f"by {actor_email}.",
+    project = quoted(project_name)
+    facts = [
+        _Fact("Project", project),
+        _Fact("Project id", project_id),  # an id of [A-Za-z0-9._-]: not typed text
+        _Fact("Changed by", quoted(actor_email, ADDRESS_MAX_LENGTH)),
     ]
     if enabled:
-        lines.append(f"Reason: {reason or '-'}")
-    text = "\n\n".join(lines) + "\n"
-    html = _html(subject, [escape(line) for line in lines])
-    return Email(subject, text, html)
+        facts.append(_Fact("Reason", quoted(reason or "-", REASON_MAX_LENGTH)))
+    return _render(
+        f"Support access {state} on {project}",
+        [f"Support access was {state} on a project. As written in the project console:"],
+        facts,
+        [],
+    )

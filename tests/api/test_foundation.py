@@ -861,3 +861,99 @@ def test_contact_emails_must_be_plain_addresses(api: Api, email: str) -> None:
     # Then it is refused, naming the field
     assert answer.status == 422
     assert [e["field"] for e in answer.body["errors"]] == ["email"]
+
+
+# --- rule 12: typed text that ends up in emails ----------------------------------------------
+
+PHISHING = "Dana\n\nYour account is locked: re-enter your password at http://evil.example"
+ACME_ADMIN = bearer("ca-1", "carla.admin@acme.example", "acme", ["company_admin"])
+NEW_CONTACT = {"email": "new@acme.example", "name": "New", "kind": "company"}
+TYPED_TEXT = [
+    # method, path, body, caller, field
+    pytest.param(
+        "PUT", "/contacts/dev-9", {**CONTACT, "name": PHISHING}, SERVICE, "name", id="contact LF"
+    ),
+    pytest.param(
+        "PUT", "/contacts/dev-9", {**CONTACT, "name": "x" * 201}, SERVICE, "name", id="long name"
+    ),
+    pytest.param(
+        "PUT",
+        "/projects/demo",
+        {**PROJECT, "name": "Apollo\r\nBcc: victim@example.com"},
+        SERVICE,
+        "name",
+        id="project CRLF",
+    ),
+    pytest.param(
+        "PUT",
+        "/projects/demo",
+        {**PROJECT, "name": "Apollo \u202egnp.exe"},
+        SERVICE,
+        "name",
+        id="project bidi override",
+    ),
+    pytest.param(
+        "POST",
+        "/projects/demo/grants",
+        {"new_contact": {**NEW_CONTACT, "name": PHISHING}},
+        ACME_PM,
+        "new_contact.name",
+        id="new contact LF",
+    ),
+    pytest.param(
+        "POST",
+        "/projects/demo/grants",
+        {"new_contact": {**NEW_CONTACT, "name": "Dana\x1b[8m hidden"}},
+        ACME_PM,
+        "new_contact.name",
+        id="new contact escape",
+    ),
+    pytest.param(
+        "PUT",
+        "/projects/demo/support-access",
+        {"enabled": True, "reason": "Incident\nAlso: wire money", "confirmation": "Support"},
+        ACME_ADMIN,
+        "reason",
+        id="reason LF",
+    ),
+    pytest.param(
+        "PUT",
+        "/projects/demo/support-access",
+        {"enabled": True, "reason": "r" * 501, "confirmation": "Support"},
+        ACME_ADMIN,
+        "reason",
+        id="reason over 500",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "caller", "field"), TYPED_TEXT)
+def test_typed_text_that_reaches_emails_is_one_bounded_line(
+    api: Api,
+    seed: Seeder,
+    world: World,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    caller: dict[str, str],
+    field: str,
+) -> None:
+    # Given a project with a contact
+    seed.demo()
+
+    # When a name or reason with a line break, a control character or too many characters comes
+    with world.unchanged():
+        answer = api.call(method, path, body, caller)
+
+    # Then 422 on that field (rule 12), and nothing was stored or sent
+    assert_problem(answer, 422, field=field)
+
+
+def test_a_reason_may_have_500_characters(api: Api, seed: Seeder) -> None:
+    # Given a project
+    seed.demo()
+
+    # When support access is enabled with a 500-character reason / Then it is accepted
+    body = {"enabled": True, "reason": "r" * 500, "confirmation": "Support"}
+    answer = api.put("/projects/demo/support-access", body, ACME_ADMIN)
+    assert answer.status == 200, answer.body
