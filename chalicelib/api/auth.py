@@ -13,13 +13,22 @@ from ..errors import Unauthorized
 ISSUER = "console"
 AUDIENCE = "helpdesk-access"
 REQUIRED_CLAIMS = ["sub", "email", "roles", "exp", "iss", "aud"]
+# RFC 7519 NumericDate claims: JSON numbers. PyJWT would also take "1700000000" (a string).
+TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 7235)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("a Bearer token is required")
+    return token
 
 
 def principal_from_header(authorization: str | None) -> Principal:
     """The verified caller; `Unauthorized` for a missing, malformed, forged or expired token."""
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("a Bearer token is required")
-    token = authorization.removeprefix("Bearer ").strip()
+    token = bearer_token(authorization)
     try:
         claims = jwt.decode(
             token,
@@ -39,8 +48,10 @@ def principal_from_header(authorization: str | None) -> Principal:
         not isinstance(roles, list)
         or not all(isinstance(r, str) for r in roles)
         or not isinstance(claims["sub"], str)
+        or not claims["sub"].strip()
         or not isinstance(claims["email"], str)
         or not (company is None or isinstance(company, str))
+        or not all(_is_numeric_date(claims[name]) for name in TIME_CLAIMS if name in claims)
     ):
         raise Unauthorized("the token's claims are not of the expected types")
     known = {r.value for r in Role}
@@ -50,6 +61,10 @@ def principal_from_header(authorization: str | None) -> Principal:
         company_id=company,
         roles=frozenset(Role(r) for r in roles if r in known),
     )
+
+
+def _is_numeric_date(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def issue_token(

@@ -73,6 +73,11 @@ BAD_AUTHORIZATION = [
     pytest.param(f"Bearer {signed({**CLAIMS, 'email': ['a@b.example']})}", id="email a list"),
     pytest.param(f"Bearer {signed({**CLAIMS, 'company_id': 7})}", id="company_id a number"),
     pytest.param(f"Bearer {signed({**CLAIMS, 'exp': 'tomorrow'})}", id="exp not a number"),
+    pytest.param(f"Bearer {signed({**CLAIMS, 'exp': str(NOW + 3600)})}", id="exp numeric string"),
+    pytest.param(f"Bearer {signed({**CLAIMS, 'exp': True})}", id="exp a boolean"),
+    pytest.param(f"Bearer {signed({**CLAIMS, 'iat': str(NOW)})}", id="iat numeric string"),
+    pytest.param(f"Bearer {signed({**CLAIMS, 'sub': ''})}", id="empty sub"),
+    pytest.param(f"Bearer {signed({**CLAIMS, 'sub': '   '})}", id="blank sub"),
 ]
 
 
@@ -117,6 +122,18 @@ def test_the_good_token_is_accepted(api: Api, seed: Seeder) -> None:
     answer = api.get("/projects/demo", {"Authorization": f"Bearer {signed(CLAIMS)}"})
 
     # Then 200
+    assert answer.status == 200, answer.body
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_case_insensitive(api: Api, seed: Seeder, scheme: str) -> None:
+    # Given a project
+    seed.project()
+
+    # When it is read with the scheme in any case (RFC 7235: schemes are case-insensitive)
+    answer = api.get("/projects/demo", {"Authorization": f"{scheme} {signed(CLAIMS)}"})
+
+    # Then the token is accepted
     assert answer.status == 200, answer.body
 
 
