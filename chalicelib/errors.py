@@ -37,6 +37,12 @@ class ValidationFailed(ServiceError):
         self.errors = errors or []
 
 
+class ContactOffboarded(ValidationFailed):
+    """The contact was offboarded: no access may be given to it (HTTP 422 of its own type)."""
+
+    code = "contact-offboarded"
+
+
 class MalformedRequest(ServiceError):
     """Input that cannot even be parsed (HTTP 400)."""
 

@@ -10,6 +10,7 @@ from chalice.app import Response
 
 from ..errors import (
     Conflict,
+    ContactOffboarded,
     DependencyUnavailable,
     FieldError,
     Forbidden,
@@ -35,6 +36,9 @@ STATUS_OF: dict[type[ServiceError], int] = {
     ValidationFailed: 422,
     DependencyUnavailable: 503,
 }
+
+# Errors with a problem type of their own (SPEC §2), rather than the one of their status.
+OWN_TYPE: tuple[type[ServiceError], ...] = (ContactOffboarded,)
 
 SLUG_OF_STATUS = {
     400: "bad-request",
@@ -85,7 +89,8 @@ def problem_for(error: ServiceError) -> Response:
     errors = getattr(error, "errors", None)
     if status == 422 and errors is None:
         errors = []
-    return problem(status, error.message, errors=errors, headers=headers)
+    slug = error.code if isinstance(error, OWN_TYPE) else None
+    return problem(status, error.message, errors=errors, headers=headers, slug=slug)
 
 
 def as_problem(response: Response) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import FieldError, ValidationFailed
+from ..errors import ContactOffboarded, FieldError, ValidationFailed
 from .models import Contact, ContactStatus, Project
 
 
@@ -28,4 +28,4 @@ def ensure_domain_allowed(project: Project, email: str, field: str) -> None:
 def ensure_active(contact: Contact, field: str) -> None:
     if contact.status is not ContactStatus.ACTIVE:
         message = "this contact is offboarded"
-        raise ValidationFailed(message, [FieldError(field, message)])
+        raise ContactOffboarded(message, [FieldError(field, message)])

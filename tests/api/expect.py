@@ -36,15 +36,21 @@ def header(answer: Answer, name: str) -> str | None:
 
 
 def assert_problem(
-    answer: Answer, status: int, *, field: str | None = None, detail: str | None = None
+    answer: Answer,
+    status: int,
+    *,
+    field: str | None = None,
+    detail: str | None = None,
+    slug: str | None = None,
 ) -> dict[str, Any]:
     """An RFC 9457 problem with `status`; `field` must be among `errors[].field`, `detail` a
-    substring of the detail (case-insensitive). Returns the body."""
+    substring of the detail (case-insensitive), `slug` the type when it is not the status's
+    own (`/problems/contact-offboarded`). Returns the body."""
     assert answer.status == status, (answer.status, answer.body)
     assert header(answer, "Content-Type") == PROBLEM_JSON
     body = answer.body
     assert isinstance(body, dict), body
-    assert body["type"] == f"/problems/{SLUGS[status]}"
+    assert body["type"] == f"/problems/{slug or SLUGS[status]}"
     assert isinstance(body["title"], str)
     assert body["title"]
     assert body["status"] == status

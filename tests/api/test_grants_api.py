@@ -4,10 +4,13 @@ paginated reads."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from chalicelib import services
+from chalicelib.domain.models import ContactStatus
 from local.stack import LocalStack
 from tests.api.expect import World, assert_problem, header
 from tests.helpers import (
@@ -214,6 +217,36 @@ def test_expires_at_must_be_an_iso_utc_timestamp(
 
     # Then 422 on expires_at and nothing changes
     assert_problem(answer, 422, field="expires_at")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"contact_id": "dev-1"}, "contact_id"), ({"email": "dana.dev@acme.example"}, "email")],
+    ids=["by contact_id", "by email"],
+)
+def test_an_offboarded_contact_is_its_own_problem(
+    api: Api, seed: Seeder, world: World, body: dict[str, str], field: str
+) -> None:
+    # Given a contact HR offboarded
+    seed.demo()
+    offboard("dev-1")
+
+    # When acme's project manager adds it
+    with world.unchanged():
+        answer = add(api, body)
+
+    # Then 422 of the type SPEC §2 names for it, on the field that named the contact
+    assert_problem(answer, 422, field=field, slug="contact-offboarded")
+
+
+def offboard(contact_id: str) -> None:
+    """What HR offboarding leaves on the contact (the HR endpoint is not built yet)."""
+    store = services.store()
+    contact = store.get_contact(contact_id)
+    assert contact is not None
+    uow = store.unit_of_work()
+    uow.put_contact(replace(contact, status=ContactStatus.OFFBOARDED), contact.email)
+    uow.commit()
 
 
 def test_an_unknown_email_must_be_created_with_new_contact(

@@ -11,7 +11,7 @@ from chalicelib.domain.policies import (
     ensure_active,
     ensure_domain_allowed,
 )
-from chalicelib.errors import ValidationFailed
+from chalicelib.errors import ContactOffboarded, ValidationFailed
 from tests.fakes.builders import contact, project
 
 
@@ -67,5 +67,6 @@ def test_offboarded_contacts_are_refused():
     with pytest.raises(ValidationFailed) as refused:
         ensure_active(gone, "email")
 
-    # Then only the offboarded one is refused, on the given field
+    # Then only the offboarded one is refused, on the given field, as its own problem type
     assert [e.field for e in refused.value.errors] == ["email"]
+    assert isinstance(refused.value, ContactOffboarded)
