@@ -14,12 +14,26 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import JiraError
+from ..errors import JiraAuthError, JiraError, JiraRateLimited
 from .authorization import ensure_member
 from .models import Principal, Project
 from .ports import RequestReader
 
 LATEST_REQUESTS = 10
+# What the tab tells people; the failed call itself (path, status, JSM's message) is in the logs.
+NO_ANSWER = "Jira Service Management did not answer in time"
+BUSY = "Jira Service Management is busy; the requests will show again shortly"
+REFUSED = "Jira Service Management refused to list the requests; the operators can see why"
+FAILED = "Jira Service Management could not list the requests right now"
+
+
+def requests_error(error: JiraError) -> str:
+    """The reason shown on the tab for a failed read: words for people, no JSM internals."""
+    if isinstance(error, JiraRateLimited):
+        return BUSY
+    if isinstance(error, JiraAuthError):
+        return REFUSED
+    return FAILED
 
 
 @dataclass(frozen=True)
@@ -75,9 +89,9 @@ class HelpdeskService:
         try:
             requests = future.result(timeout=self._deadline)
         except FutureTimeout:
-            return None, "Jira Service Management did not answer in time"
+            return None, NO_ANSWER
         except JiraError as exc:
-            return None, f"Jira Service Management could not list the requests: {exc.message}"
+            return None, requests_error(exc)
         with self._lock:
             self._cache[key] = (now + self._cache_seconds, requests)
         return requests, None

@@ -137,6 +137,9 @@ def test_helpdesk_renders_without_jsm(
     assert elapsed < 3
     assert answer.body["latest_requests"] is None
     assert answer.body["requests_error"]
+    # (in words for people: no JSM path, status or error body of the failed call)
+    for internal in ("/rest/", "servicedeskapi", "GET ", "503", "401", "JSM "):
+        assert internal not in answer.body["requests_error"]
     assert answer.body["organization"]["name"] == "Demo project (demo)"
     assert answer.body["service_desk"]["name"] == "Support"
     assert answer.body["new_request_url"].endswith("/servicedesk/customer/portal/1")
