@@ -202,13 +202,28 @@ def _local_handler(handler_cls: type, quiet: bool) -> type:
     chalice.local only defines the methods API Gateway can route (GET, POST, …); any other
     (TRACE, CONNECT, made-up ones) got http.server's HTML 501. Those go to the app as well, whose
     router refuses them with a problem+json 405, as the deployed API refuses them with a 4xx.
+    A route the app does not have got chalice.local's 403 `{"message": "Missing Authentication
+    Token"}`: it gets the problem+json 404 the template's gateway responses give in AWS.
     """
+    from chalice.local import ForbiddenError  # noqa: PLC0415
 
     class LocalHandler(handler_cls):  # type: ignore[misc, valid-type]
         def __getattr__(self, name: str) -> Any:
             if name.startswith("do_"):
                 return self._generic_handle
             raise AttributeError(name)
+
+        def _send_error_response(self, error: Any) -> None:
+            # The app has no authorizer: chalice.local's only 403 is "no such route".
+            if not isinstance(error, ForbiddenError):
+                super()._send_error_response(error)
+                return
+            from chalicelib.api.problems import problem  # noqa: PLC0415
+            from infra.template import GATEWAY_RESPONSES  # noqa: PLC0415
+
+            status, detail = GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
+            answer = problem(status, detail or "There is no such resource.")
+            self._send_http_response(status, dict(answer.headers), answer.body)
 
         def log_message(self, format: str, *args: Any) -> None:
             if not quiet:

@@ -52,6 +52,7 @@ def lookup_contact(call: Call) -> Result:
     contact = services.contacts().lookup(call.user, email)
     return Result(
         ContactLookupResponse(
-            exists=contact is not None, contact=presenters.contact(contact) if contact else None
+            exists=contact is not None,
+            contact=presenters.contact_as_seen(contact) if contact else None,
         )
     )

@@ -160,9 +160,17 @@ class ContactResponse(ResponseModel):
     status: Literal["active", "offboarded"]
 
 
+class ContactSummaryResponse(ResponseModel):
+    """Another company's contact, as a manager's lookup shows it (rule 12)."""
+
+    contact_id: str
+    name: str
+    email: str
+
+
 class ContactLookupResponse(ResponseModel):
     exists: bool
-    contact: ContactResponse | None
+    contact: ContactResponse | ContactSummaryResponse | None
 
 
 class ContactList(ResponseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from ..domain.contacts import ContactSummary
 from ..domain.grants import GrantView
 from ..domain.models import ActivityEntry, Contact, Project
 from .models import (
@@ -11,6 +12,7 @@ from .models import (
     ActorResponse,
     ContactRef,
     ContactResponse,
+    ContactSummaryResponse,
     GrantErrorResponse,
     GrantResponse,
     ProjectResponse,
@@ -30,6 +32,13 @@ def project(p: Project) -> ProjectResponse:
         allowed_email_domains=p.allowed_email_domains,
         support_access=SupportAccessResponse(**asdict(p.support_access)),
     )
+
+
+def contact_as_seen(c: Contact | ContactSummary) -> ContactResponse | ContactSummaryResponse:
+    """A contact as the caller may see it (`domain.contacts.visible_contact`)."""
+    if isinstance(c, ContactSummary):
+        return ContactSummaryResponse(contact_id=c.contact_id, name=c.name, email=c.email)
+    return contact(c)
 
 
 def contact(c: Contact) -> ContactResponse:

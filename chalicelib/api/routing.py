@@ -92,11 +92,27 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a name given twice (parsers disagree on which wins)."""
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _DuplicateKey(name)
+        found[name] = value
+    return found
+
+
 def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
     if len(raw) > MAX_BODY_BYTES:
         raise MalformedRequest(f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
     try:
-        data = json.loads(raw or b"null")
+        data = json.loads(raw or b"null", object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise MalformedRequest(f"the body gives the member {str(exc)[:64]!r} twice") from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedRequest("the body is not valid JSON") from exc
     if not isinstance(data, dict):

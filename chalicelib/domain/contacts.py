@@ -12,6 +12,25 @@ from .projects import member_project
 
 
 @dataclass(frozen=True)
+class ContactSummary:
+    """What a manager may see of another company's contact (rule 12): who it is, nothing more."""
+
+    contact_id: str
+    name: str
+    email: str
+
+
+def visible_contact(principal: Principal, contact: Contact) -> Contact | ContactSummary:
+    """The whole contact for its own company and platform admins, else only its summary: its
+    groups, company and external links are another company's business."""
+    if Role.PLATFORM_ADMIN in principal.roles or (
+        contact.company_id is not None and contact.company_id == principal.company_id
+    ):
+        return contact
+    return ContactSummary(contact.contact_id, contact.name, contact.email)
+
+
+@dataclass(frozen=True)
 class ContactSpec:
     email: str
     name: str
@@ -49,10 +68,11 @@ class ContactService:
             raise Conflict(f"{spec.email} already belongs to another contact") from exc
         return contact, existing is None
 
-    def lookup(self, principal: Principal, email: str) -> Contact | None:
+    def lookup(self, principal: Principal, email: str) -> Contact | ContactSummary | None:
         """ "This contact exists in the portal": for the managers' Add contact form."""
         ensure_role(principal, *MANAGERS, Role.PLATFORM_ADMIN)
-        return self._store.find_contact_by_email(email)
+        contact = self._store.find_contact_by_email(email)
+        return visible_contact(principal, contact) if contact else None
 
     def eligible(self, principal: Principal, project_id: str) -> list[Contact]:
         """The actor's company contacts with Console User and no grant on the project yet."""

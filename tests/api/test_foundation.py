@@ -59,6 +59,22 @@ def test_health(api: Api) -> None:
     assert answer.body == {"status": "ok"}
 
 
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer whatever"], ids=["no token", "with a token"]
+)
+@pytest.mark.parametrize("path", ["/nowhere", "/projects/demo/nothing-here"])
+def test_the_local_server_answers_an_unknown_route_with_a_404_problem(
+    stack: LocalStack, path: str, authorization: str | None
+) -> None:
+    # When the local server (`make run`) is asked for a route the API does not have
+    headers = {"Authorization": authorization} if authorization else {}
+    response = requests.get(f"{stack.api_url}{path}", headers=headers, timeout=10)
+
+    # Then it answers as the deployed API's gateway responses do: a problem+json 404
+    answer = Answer(response.status_code, dict(response.headers), response.json())
+    assert_problem(answer, 404, detail="no such resource")
+
+
 def test_openapi_document_describes_every_operation(api: Api) -> None:
     # When
     answer = api.get("/openapi.json")
@@ -372,17 +388,39 @@ def test_only_the_service_puts_contacts(api: Api, world: World, headers: dict[st
 
 def test_lookup_says_whether_a_contact_exists(api: Api, seed: Seeder) -> None:
     # Given a contact of another company
-    contact = seed.contact("ext-1", "eve@globex.example", company="globex", name="Eve")
+    seed.contact("ext-1", "eve@globex.example", company="globex", name="Eve", groups=["ops"])
 
     # When a project manager looks up its email (any case), and an unknown one
     found = api.get("/contacts?email=EVE@globex.example", ACME_PM)
     missing = api.get("/contacts?email=nobody@globex.example", INTEGRATOR_PM)
 
-    # Then "This contact exists in the portal" / "doesn't exist"
+    # Then "This contact exists in the portal" (rule 12: another company's contact is shown
+    # with its id, name and email only) / "doesn't exist"
     assert found.status == 200
-    assert found.body == {"exists": True, "contact": contact}
+    assert found.body == {
+        "exists": True,
+        "contact": {"contact_id": "ext-1", "name": "Eve", "email": "eve@globex.example"},
+    }
     assert missing.status == 200
     assert missing.body == {"exists": False, "contact": None}
+
+
+def test_lookup_shows_the_whole_contact_of_the_own_company(api: Api, seed: Seeder) -> None:
+    # Given a contact of acme
+    contact = seed.contact("dev-7", "dev7@acme.example", company="acme", groups=["devs"])
+    globex_pm = bearer("gpm-1", "gpm@globex.example", "globex", ["project_manager"])
+
+    # When acme's manager, a platform admin and globex's manager look it up
+    own = api.get("/contacts?email=dev7@acme.example", ACME_PM)
+    admin = api.get("/contacts?email=dev7@acme.example", PLATFORM_ADMIN)
+    other = api.get("/contacts?email=dev7@acme.example", globex_pm)
+
+    # Then acme's manager and the platform admin see the whole contact, globex's only the summary
+    assert own.body == admin.body == {"exists": True, "contact": contact}
+    assert other.body == {
+        "exists": True,
+        "contact": {"contact_id": "dev-7", "name": contact["name"], "email": "dev7@acme.example"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -456,6 +494,25 @@ BAD_INPUT = [
     pytest.param("PUT", "/contacts/dev-9", "[1, 2]", None, 400, None, id="array body"),
     pytest.param("PUT", "/contacts/dev-9", '"text"', None, 400, None, id="string body"),
     pytest.param("PUT", "/contacts/dev-9", b"\xff\xfe{}", None, 400, None, id="body not UTF-8"),
+    pytest.param(
+        "PUT",
+        "/contacts/dev-9",
+        '{"email": "a@acme.example", "name": "Dana", "name": "Eve"}',
+        None,
+        400,
+        None,
+        id="duplicate key",
+    ),
+    pytest.param(
+        "POST",
+        "/projects/demo/grants",
+        '{"new_contact": {"email": "n@acme.example", "name": "N", "kind": "company",'
+        ' "kind": "external"}}',
+        None,
+        400,
+        None,
+        id="duplicate nested key",
+    ),
     pytest.param(
         "PUT",
         "/contacts/dev-9",

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib.domain.contacts import ContactService, ContactSpec
+from chalicelib.domain.contacts import ContactService, ContactSpec, ContactSummary
 from chalicelib.domain.models import ContactStatus, Role, SupportAccess
 from chalicelib.domain.projects import ProjectService, ProjectSpec
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -388,6 +388,22 @@ def test_lookup_by_email_for_managers(contacts, store):
     assert contacts.lookup(principal(Role.SUPERVISOR, company=OTHER), "x@y.example") is None
     with pytest.raises(Forbidden):
         contacts.lookup(principal(Role.CONSOLE_USER), ann.email)
+
+
+def test_lookup_of_another_companys_contact_shows_only_who_it_is(contacts, store):
+    # Given a customer contact with groups, linked as an external of the integrator, and a pure
+    # external
+    ann = contact("ann", groups=["devs"], external_for=[INTEGRATOR])
+    pure = contact("pat", company=None, external_for=[CUSTOMER])
+    store.seed(ann, pure)
+    integrator_pm = principal(Role.PROJECT_MANAGER, company=INTEGRATOR)
+
+    # When the integrator's manager looks them up / Then only id, name and email (rule 12)
+    assert contacts.lookup(integrator_pm, ann.email) == ContactSummary("ann", "Ann", ann.email)
+    assert contacts.lookup(PM, pure.email) == ContactSummary("pat", "Pat", pure.email)
+    # And the contact's own company and platform admins see all of it
+    assert contacts.lookup(PM, ann.email) == ann
+    assert contacts.lookup(principal(Role.PLATFORM_ADMIN, company=None), ann.email) == ann
 
 
 def test_eligible_contacts_exclude_granted_and_ineligible_ones(contacts, store):
