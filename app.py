@@ -8,9 +8,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import register_api
+from chalicelib.config import get_settings
 from chalicelib.idempotency import remember_lambda_context
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.workflows.tasks import drift, run_step, sweep
+
+# Outside the local stage a function missing a secret, table or state machine setting fails
+# here, at its cold start, with a SettingsError naming them (chalicelib/config.py).
+get_settings()
 
 app = Chalice(app_name="helpdesk-access")
 # Every entry point logs JSON with the Lambda context (the API's request id as correlation id),

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from chalicelib.config import REQUIRED_OUTSIDE_LOCAL, load_settings
 from infra import access, resources, template
 from infra.functions import Function, app_functions
 from infra.synth import MAX_ZIP_BYTES, SynthResult, synth
@@ -306,6 +307,19 @@ def test_every_function_gets_every_setting_and_no_plaintext_secret(resources_of:
         assert not PLAINTEXT_SECRETS & set(variables)
         assert variables["HELPDESK_METRICS_NAMESPACE"] == f"HelpdeskAccess-{STAGE}"
         assert variables["HELPDESK_STAGE"] == STAGE
+
+
+@pytest.mark.parametrize("stage", sorted(template.STAGES))
+def test_every_setting_a_deployed_function_needs_is_in_its_environment(stage: str) -> None:
+    # Given the settings a function outside the local stage refuses to start without
+    # When the template's function environment is built / Then it has each of them
+    variables = template.environment(template.Stack(stage, []))
+    assert set(REQUIRED_OUTSIDE_LOCAL) <= set(variables)
+    # And the deployed stage's settings load from it (values as CloudFormation resolves them)
+    resolved = {
+        name: value if isinstance(value, str) else "resolved" for name, value in variables.items()
+    }
+    assert load_settings(resolved).stage == stage
 
 
 def test_every_function_logs_to_a_retained_group(resources_of: Json) -> None:
