@@ -152,6 +152,15 @@ def _exercise(stack: LocalStack) -> None:
         "service_desk_id": "1",
     }
     assert api("PUT", "/projects/demo", json=project, headers=SERVICE).status_code == 201
+    # moved to another organization: the claim on the first one is released (deleted)
+    other = session.post(
+        f"{stack.jira_url}/rest/servicedeskapi/organization",
+        json={"name": "Demo, moved"},
+        auth=("helpdesk-bot@example.com", "local-token"),
+        timeout=10,
+    ).json()
+    moved_project = {**project, "organization_id": other["id"]}
+    assert api("PUT", "/projects/demo", json=moved_project, headers=SERVICE).status_code == 200
     for contact_id, email in (("pm-1", "priya.pm@acme.example"), ("dev-1", "dana@acme.example")):
         body = {"email": email, "name": contact_id, "company_id": "acme", "console_user": True}
         assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
