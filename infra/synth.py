@@ -34,6 +34,8 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from chalicelib.config import REQUIRED_OUTSIDE_LOCAL
+
 from . import access, template
 from .functions import app_functions
 from .resources import ROOT
@@ -197,6 +199,10 @@ def chalice_package(build: Path, stage: str, merge_template: Path, out: Path) ->
         shutil.rmtree(out)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "eu-west-1"))
+    # Chalice imports app.py under the stage's own variables (HELPDESK_STAGE=<stage>), where a
+    # missing setting fails the import (chalicelib/config.py). Nothing runs here and the
+    # functions' environment comes from infra/template.py, not from this process: placeholders.
+    env.update(dict.fromkeys(REQUIRED_OUTSIDE_LOCAL, "set-by-the-template"))
     command = [
         sys.executable,
         "-c",
