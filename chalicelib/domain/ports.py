@@ -102,6 +102,8 @@ class Store(Protocol):
         self, project_id: str, *, contact_id: str | None = None, email: str | None = None
     ) -> GrantReads:
         """The project, the contact and its grant there, and who claims `email`: one batch read."""
+        ...
+
     def organization_owner(self, organization_id: str) -> str | None:
         """The project that claimed this JSM organization, if any."""
         ...

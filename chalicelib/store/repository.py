@@ -440,6 +440,7 @@ class DynamoStore:
         for raw in found[grants]:
             reads = replace(reads, grant=_grant(GrantItem.from_raw_data(raw)))
         return reads
+
     def organization_owner(self, organization_id: str) -> str | None:
         claim = _first(
             OrganizationClaimItem, _organization_key(organization_id), convert=lambda item: item

@@ -402,6 +402,7 @@ class InMemoryStore:
                 grant=self.get_grant(project_id, contact_id) if contact_id else None,
                 email_owner=self._email_claims.get(_claim_key(email)) if email else None,
             )
+
     def organization_owner(self, organization_id: str) -> str | None:
         with self._lock:
             return self._organization_claims.get(organization_id)
