@@ -202,6 +202,7 @@ class GrantResponse(ResponseModel):
     updated_at: str
     error: GrantErrorResponse | None
     expires_at: str | None
+    granted_by_company_id: str | None
     outside_allowed_domains: bool
 
 

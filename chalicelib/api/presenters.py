@@ -69,6 +69,7 @@ def grant(view: GrantView) -> GrantResponse:
         updated_at=g.updated_at,
         error=GrantErrorResponse(code=g.error.code, message=g.error.message) if g.error else None,
         expires_at=g.expires_at,
+        granted_by_company_id=view.granted_by_company_id,
         outside_allowed_domains=view.outside_allowed_domains,
     )
 

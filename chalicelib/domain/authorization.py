@@ -37,15 +37,18 @@ def acting_company(principal: Principal, project: Project) -> str:
     )
 
 
-def ensure_manages_contact(principal: Principal, project: Project, contact: Contact) -> None:
-    """A manager handles contacts of their company and externals linked to it (rule 2)."""
+def ensure_may_change_grant(
+    principal: Principal, project: Project, granted_by: str | None, contact: Contact | None
+) -> None:
+    """Rule 2: a grant belongs to the company that gave it. Its managers, managers of the
+    contact's own company and platform admins may change it; linking someone's contact as an
+    external gives a company no say over grants another company gave."""
     company = acting_company(principal, project)
-    if principal.has_any(Role.PLATFORM_ADMIN):
-        if any(contact.belongs_to(c) for c in project.company_ids):
-            return
-    elif contact.belongs_to(company):
+    if principal.has_any(Role.PLATFORM_ADMIN) or company == granted_by:
         return
-    raise Forbidden("this contact is neither of your company nor an external linked to it")
+    if contact is not None and contact.company_id == company:
+        return
+    raise Forbidden("this grant was given by another company; its managers may change it")
 
 
 def ensure_may_change_support_access(principal: Principal, project: Project) -> None:

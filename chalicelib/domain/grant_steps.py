@@ -198,11 +198,13 @@ class GrantSteps:
         return sorted(held)
 
     def _unlink_if_last(self, grant: Grant) -> bool:
-        company = grant.via_company_id
+        company = grant.granted_by_company_id
         contact = self._store.get_contact(grant.contact_id)
         if company is None or contact is None or company not in contact.external_for:
             return False
-        if any(g.via_company_id == company for g in self._grants_of_contact(grant.contact_id)):
+        if any(
+            g.granted_by_company_id == company for g in self._grants_of_contact(grant.contact_id)
+        ):
             return False
         uow = self._store.unit_of_work()
         # Conditional on no grant of that company referencing the contact, in the same

@@ -18,7 +18,7 @@ from ..errors import (
     ValidationFailed,
 )
 from . import activity
-from .authorization import acting_company, ensure_manages_contact, ensure_member
+from .authorization import acting_company, ensure_may_change_grant, ensure_member
 from .grant_lifecycle import GrantLifecycle, Move, retry_target
 from .ids import new_ulid
 from .models import (
@@ -29,7 +29,6 @@ from .models import (
     GrantStatus,
     Principal,
     Project,
-    Role,
     iso,
     utc_now,
 )
@@ -65,14 +64,19 @@ class AddGrant:
 
 @dataclass(frozen=True)
 class GrantView:
-    """A grant as the API shows it, with the flag the domain policy computes."""
+    """A grant as the API shows it, with what the domain computes for it."""
 
     grant: Grant
     outside_allowed_domains: bool
+    granted_by_company_id: str | None
 
 
-def _view(project: Project, grant: Grant) -> GrantView:
-    return GrantView(grant, not domain_allowed(project, grant.email))
+def _view(project: Project, grant: Grant, granted_by: str | None = None) -> GrantView:
+    return GrantView(
+        grant,
+        not domain_allowed(project, grant.email),
+        grant.granted_by_company_id or granted_by,
+    )
 
 
 class GrantService:
@@ -100,12 +104,13 @@ class GrantService:
     ) -> Page[GrantView]:
         project = self.project_for_member(principal, project_id)
         page = self._store.grants_of_project(project_id, limit, cursor)
-        views = [_view(project, g) for g in page.items]
+        views = [_view(project, g, self._granted_by(g)) for g in page.items]
         return Page(items=views, next_cursor=page.next_cursor)
 
     def get_grant(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
         project = self.project_for_member(principal, project_id)
-        return _view(project, self._grant_or_404(project_id, contact_id))
+        grant = self._grant_or_404(project_id, contact_id)
+        return _view(project, grant, self._granted_by(grant))
 
     def activity(
         self,
@@ -182,7 +187,7 @@ class GrantService:
             updated_at=now,
             service_desk_id=project.service_desk_id,
             organization_id=project.organization_id,
-            via_company_id=company,
+            granted_by_company_id=company,
             expires_at=request.expires_at,
         )
         return self._lifecycle.apply(None, move, new=new, uow=uow)
@@ -311,11 +316,17 @@ class GrantService:
         acting_company(principal, project)
         grant = self._grant_or_404(project_id, contact_id)
         contact = self._store.get_contact(contact_id)
-        if contact is not None:
-            ensure_manages_contact(principal, project, contact)
-        elif not principal.has_any(Role.PLATFORM_ADMIN):
-            raise NotFound(f"contact {contact_id} does not exist")
+        ensure_may_change_grant(principal, project, self._granted_by(grant), contact)
         return grant, project
+
+    def _granted_by(self, grant: Grant) -> str | None:
+        """The company that gave the grant; for a grant written before that was stored, the
+        company of the manager who requested it (the backfill rule of SPEC v2 rule 2, applied
+        when read: one contact read per such grant, none for grants written since)."""
+        if grant.granted_by_company_id is not None:
+            return grant.granted_by_company_id
+        requester = self._store.get_contact(grant.requested_by)
+        return requester.company_id if requester else None
 
     def _grant_or_404(self, project_id: str, contact_id: str) -> Grant:
         grant = self._store.get_grant(project_id, contact_id)

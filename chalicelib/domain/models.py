@@ -146,9 +146,10 @@ class Grant:
     updated_at: str
     service_desk_id: str
     organization_id: str
-    # The company through which the contact got this grant: an external's link to that company
-    # lives as long as some grant made through it does (rule 5).
-    via_company_id: str | None = None
+    # The company whose manager gave this grant: its managers may change it (rule 2), and an
+    # external's link to that company lives as long as some grant it gave does (rule 5).
+    # None on grants written before it was stored: `GrantService` derives it from the requester.
+    granted_by_company_id: str | None = None
     jira_account_id: str | None = None
     account_created: bool = False
     error: GrantError | None = None

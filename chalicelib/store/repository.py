@@ -114,7 +114,7 @@ def _grant(item: GrantItem) -> Grant:
         updated_at=item.updated_at,
         service_desk_id=item.service_desk_id,
         organization_id=item.organization_id,
-        via_company_id=item.via_company_id,
+        granted_by_company_id=item.granted_by_company_id,
         jira_account_id=item.jira_account_id,
         account_created=bool(item.account_created),
         error=GrantError(**error) if error else None,
@@ -539,7 +539,7 @@ def _same_run(grant: Grant) -> Condition:
 
 
 def _reference_key(grant: Grant, kind: ReferenceKind) -> str | None:
-    key = grant.service_desk_id if kind == "desk" else grant.via_company_id
+    key = grant.service_desk_id if kind == "desk" else grant.granted_by_company_id
     return f"{kind}#{grant.contact_id}#{key}" if key else None
 
 

@@ -108,7 +108,8 @@ class GrantItem(Model):
     updated_at = UnicodeAttribute()
     service_desk_id = UnicodeAttribute()
     organization_id = UnicodeAttribute()
-    via_company_id = UnicodeAttribute(null=True)
+    # Stored under its first name; grants written before it existed are read as None.
+    granted_by_company_id = UnicodeAttribute(null=True, attr_name="via_company_id")
     jira_account_id = UnicodeAttribute(null=True)
     account_created = BooleanAttribute(default=False)
     error: MapAttribute[str, Any] = MapAttribute(null=True)

@@ -135,7 +135,7 @@ class World:
         project: dict[str, Any],
         contact: dict[str, Any],
         status: GrantStatus,
-        via_company_id: str | None = None,
+        granted_by_company_id: str | None = None,
     ) -> None:
         """Given: a grant already in `status`, written straight to the store (running a real
         lifecycle per case would make the authorization matrix minutes long). It has no JSM
@@ -154,7 +154,7 @@ class World:
             updated_at=now,
             service_desk_id=project["service_desk_id"],
             organization_id=project["organization_id"],
-            via_company_id=via_company_id or contact["company_id"],
+            granted_by_company_id=granted_by_company_id or contact["company_id"],
             jira_account_id=None,
             account_created=False,
         )

@@ -298,3 +298,63 @@ def test_a_manager_of_one_project_is_a_stranger_on_another(
 
     # Then 403
     assert_problem(answer, 403)
+
+
+# Rule 2: a grant belongs to the company that gave it (`granted_by_company_id`). Cases: who gave
+# the grant, whose contact it is (and whom it is linked to as an external), who calls.
+GRANT_OWNERSHIP = [
+    # (granted by, contact's company, contact linked to, caller, allowed?)
+    ("acme", "acme", None, Actor("supervisor", "integrator"), False),
+    ("acme", "globex", "integrator", Actor("supervisor", "integrator"), False),
+    ("acme", "globex", "integrator", Actor("project_manager", "customer"), True),
+    ("integrator", "acme", None, Actor("project_manager", "customer"), True),
+    ("integrator", "acme", None, Actor("supervisor", "integrator"), True),
+    ("integrator", "globex", None, Actor("project_manager", "customer"), False),
+    ("integrator", "globex", None, Actor("platform_admin", "other"), True),
+]
+GRANT_CHANGES = [
+    ("DELETE", "", GrantStatus.ACTIVATED, 202),
+    ("POST", "/retry", GrantStatus.ACTIVATION_FAILED, 202),
+    ("POST", "/password-reset", GrantStatus.ACTIVATED, 202),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix", "status", "success"), GRANT_CHANGES)
+@pytest.mark.parametrize(
+    ("granted_by", "company", "linked_to", "actor", "allowed"), GRANT_OWNERSHIP
+)
+def test_only_the_granting_company_the_contacts_company_and_admins_change_a_grant(
+    matrix: Matrix,
+    method: str,
+    suffix: str,
+    status: GrantStatus,
+    success: int,
+    granted_by: str,
+    company: str,
+    linked_to: str | None,
+    actor: Actor,
+    allowed: bool,
+) -> None:
+    # Given a grant on demo that `granted_by` gave to a contact of `company`
+    from chalicelib import services  # noqa: PLC0415 - the app's own store, as configured
+
+    parts = (granted_by, company, linked_to or "x", actor.role, actor.relation, method, suffix)
+    contact_id = "own-" + "-".join(part.strip("/")[:4] for part in parts)
+    contact = matrix.seed.contact(contact_id, f"{contact_id}@{company}.example", company=company)
+    if linked_to:
+        uow = services.store().unit_of_work()
+        uow.link_external(contact_id, linked_to)
+        uow.commit()
+    matrix.world.put_grant(matrix.project, contact, status, granted_by_company_id=granted_by)
+    path = f"/projects/demo/grants/{contact_id}{suffix}"
+
+    if allowed:
+        # When a caller rule 2 allows changes it / Then it succeeds
+        answer = matrix.api.call(method, path, {} if method == "POST" else None, actor.headers)
+        assert answer.status == success, answer.body
+        matrix.world.settle()
+    else:
+        # When another company's manager tries / Then 403 and nothing changes
+        with matrix.world.unchanged():
+            answer = matrix.api.call(method, path, {} if method == "POST" else None, actor.headers)
+        assert_problem(answer, 403)

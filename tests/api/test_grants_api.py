@@ -70,11 +70,14 @@ class Steps:
         self.world = world
 
     def settled(
-        self, contact_id: str = "dev-1", headers: dict[str, str] = ACME_PM
+        self,
+        contact_id: str = "dev-1",
+        headers: dict[str, str] = ACME_PM,
+        project_id: str = "demo",
     ) -> dict[str, Any] | None:
         """The grant once its run is over (None once removed). A grant shows its outcome a
         moment before its execution ends, and a new change waits for that end (409)."""
-        grant = settled_grant(self.api, "demo", contact_id, headers)
+        grant = settled_grant(self.api, project_id, contact_id, headers)
         self.world.settle()
         return grant
 
@@ -778,3 +781,44 @@ def test_activity_is_newest_first_paginated_and_filtered(
         ACME_USER,
     ).body
     assert first_page["items"] + rest["items"] == filtered
+
+
+# --- who may change a grant: the company that gave it (rule 2) -------------------------------
+
+
+def test_linking_a_contact_as_an_external_never_lets_a_company_remove_anothers_grant(
+    api: Api, seed: Seeder, steps: Steps, world: World
+) -> None:
+    # Given acme's developer granted on demo by acme, and an integrator project of its own
+    seed.demo()
+    seed.project("ip", customer_company_id="integrator", integrator_company_id=None)
+    assert add(api, {"contact_id": "dev-1"}).status == 202
+    steps.settled("dev-1")
+    # ...where the integrator adds dev-1 by email (dev-1 becomes the integrator's external)
+    answer = api.post("/projects/ip/grants", {"email": "dana.dev@acme.example"}, INTEGRATOR_PM)
+    assert answer.status == 202, answer.body
+    assert answer.body["granted_by_company_id"] == "integrator"
+    steps.settled("dev-1", INTEGRATOR_PM, project_id="ip")
+
+    # When the integrator's manager removes acme's grant on demo
+    with world.unchanged():
+        refused = api.delete("/projects/demo/grants/dev-1", INTEGRATOR_PM)
+
+    # Then 403: acme gave it; and acme's grant shows who gave it
+    assert_problem(refused, 403)
+    assert api.get("/projects/demo/grants/dev-1", ACME_PM).body["granted_by_company_id"] == "acme"
+    # ...while the integrator may remove the grant it gave
+    assert api.delete("/projects/ip/grants/dev-1", INTEGRATOR_PM).status == 202
+
+
+def test_the_contacts_own_company_may_remove_a_grant_another_company_gave_it(
+    api: Api, seed: Seeder, steps: Steps
+) -> None:
+    # Given the integrator gave acme's developer access to demo (by email)
+    seed.demo()
+    answer = api.post("/projects/demo/grants", {"email": "dana.dev@acme.example"}, INTEGRATOR_PM)
+    assert answer.status == 202, answer.body
+    steps.settled("dev-1", INTEGRATOR_PM)
+
+    # When acme's manager (dev-1's own company) removes it / Then it may (rule 2)
+    assert api.delete("/projects/demo/grants/dev-1", ACME_PM).status == 202

@@ -62,7 +62,7 @@ def grant(
         "updated_at": REQUESTED_AT,
         "service_desk_id": of_project.service_desk_id,
         "organization_id": of_project.organization_id,
-        "via_company_id": of_project.customer_company_id,
+        "granted_by_company_id": of_project.customer_company_id,
         "lifecycle_id": f"{of_project.project_id}-{of_contact.contact_id}-L1",
     }
     return Grant(**{**values, **overrides})

@@ -282,7 +282,7 @@ class InMemoryUnitOfWork:
         self._add(("grant", key), removable, lambda: grants.pop(key))
 
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
-        key = grant.service_desk_id if kind == "desk" else grant.via_company_id
+        key = grant.service_desk_id if kind == "desk" else grant.granted_by_company_id
         if not key:
             return
         sets = self._store._references

@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.domain.authorization import (
     acting_company,
-    ensure_manages_contact,
+    ensure_may_change_grant,
     ensure_may_change_support_access,
     ensure_member,
     ensure_role,
@@ -61,19 +61,32 @@ CONTACTS = {
     "pure external linked to other": contact("ext-o", company=None, external_for=[OTHER]),
 }
 
-# who → the contacts they may manage on PROJECT (everyone else: Forbidden)
-MANAGES = {
-    "pm of customer": {"customer contact", "external linked to customer"},
-    "supervisor of customer": {"customer contact", "external linked to customer"},
-    "pm of integrator": {"integrator contact", "pure external linked to integrator"},
-    "supervisor of integrator": {"integrator contact", "pure external linked to integrator"},
-    "platform admin": {
+# contact → the company that gave its grant on PROJECT
+GRANTED_BY = {
+    "customer contact": CUSTOMER,
+    "integrator contact": CUSTOMER,  # the customer granted the integrator's own contact
+    "other company's contact": CUSTOMER,
+    "external linked to customer": INTEGRATOR,  # linked to the customer, granted by the integrator
+    "pure external linked to integrator": INTEGRATOR,
+    "pure external linked to other": OTHER,
+}
+# who → the contacts whose grant they may change on PROJECT (rule 2; everyone else: Forbidden):
+# managers of the granting company, of the contact's own company, and platform admins
+MAY_CHANGE = {
+    "pm of customer": {
         "customer contact",
+        "integrator contact",
+        "other company's contact",
+    },
+    "pm of integrator": {
         "integrator contact",
         "external linked to customer",
         "pure external linked to integrator",
     },
+    "platform admin": set(CONTACTS),
 }
+MAY_CHANGE["supervisor of customer"] = MAY_CHANGE["pm of customer"]
+MAY_CHANGE["supervisor of integrator"] = MAY_CHANGE["pm of integrator"]
 
 
 @pytest.mark.parametrize("who", list(PRINCIPALS))
@@ -118,17 +131,18 @@ def test_integrator_manager_may_not_act_on_a_project_without_integrator():
 
 @pytest.mark.parametrize("which", list(CONTACTS))
 @pytest.mark.parametrize("who", list(PRINCIPALS))
-def test_who_manages_which_contact(who, which):
-    # Given a caller and a contact
+def test_who_may_change_which_grant(who, which):
+    # Given a caller, and a contact's grant given by GRANTED_BY[which]
     caller, target = PRINCIPALS[who], CONTACTS[which]
 
-    # When the caller wants to manage the contact's access
-    # Then only own contacts and externals linked to the own company may be managed
-    if which in MANAGES.get(who, set()):
-        ensure_manages_contact(caller, PROJECT, target)
+    # When the caller wants to change (remove, retry, reset) that grant
+    # Then only the granting company, the contact's own company and platform admins may; being
+    # linked to a company as an external gives it no say over another company's grant
+    if which in MAY_CHANGE.get(who, set()):
+        ensure_may_change_grant(caller, PROJECT, GRANTED_BY[which], target)
     else:
         with pytest.raises(Forbidden):
-            ensure_manages_contact(caller, PROJECT, target)
+            ensure_may_change_grant(caller, PROJECT, GRANTED_BY[which], target)
 
 
 @pytest.mark.parametrize(

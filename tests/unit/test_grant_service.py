@@ -71,7 +71,7 @@ def test_add_own_console_user_by_contact_id(service, store, workflows):
     stored = _stored(store, ALICE.contact_id)
     assert view.grant == stored
     assert stored.status is S.ACTIVATION_PENDING
-    assert stored.via_company_id == CUSTOMER
+    assert stored.granted_by_company_id == CUSTOMER
     assert stored.requested_by == PM.sub
     assert (stored.service_desk_id, stored.organization_id) == ("1", "10")
     assert _actions(store) == ["grant.requested"]
@@ -86,7 +86,7 @@ def test_integrator_manager_adds_own_contact_for_the_integrator(service, store):
     service.add(INTEGRATOR_PM, PROJECT.project_id, AddGrant(contact_id=IVAN.contact_id))
 
     # Then the grant is made through the integrator
-    assert _stored(store, IVAN.contact_id).via_company_id == INTEGRATOR
+    assert _stored(store, IVAN.contact_id).granted_by_company_id == INTEGRATOR
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_add_by_email_links_another_companys_contact_as_external(service, store)
 
     # Then it becomes an external linked to the manager's company, in the same change
     assert store.get_contact(ERIN.contact_id).external_for == [CUSTOMER]
-    assert view.grant.via_company_id == CUSTOMER
+    assert view.grant.granted_by_company_id == CUSTOMER
     assert _actions(store) == ["contact.external_linked", "grant.requested"]
     linked = store.activity(PROJECT.project_id, ERIN.contact_id, 10, None).items[-1]
     assert linked.detail == {"company_id": CUSTOMER}
@@ -295,7 +295,7 @@ def test_platform_admin_adds_for_the_customer_company(service, store):
 
     # Then the contact is linked to (and granted through) the customer company
     assert store.get_contact(ERIN.contact_id).external_for == [CUSTOMER]
-    assert _stored(store, ERIN.contact_id).via_company_id == CUSTOMER
+    assert _stored(store, ERIN.contact_id).granted_by_company_id == CUSTOMER
 
 
 # --- workflow start failures ------------------------------------------------------------------

@@ -342,7 +342,7 @@ def test_a_grant_through_another_company_does_not_keep_the_link(steps, store, p1
     linked_twice = replace(
         ERIN, contact_id="erin2", email="erin2@other.example", external_for=[CUSTOMER, INTEGRATOR]
     )
-    store.seed(linked_twice, grant(p2, linked_twice, S.ACTIVATED, via_company_id=INTEGRATOR))
+    store.seed(linked_twice, grant(p2, linked_twice, S.ACTIVATED, granted_by_company_id=INTEGRATOR))
     job = _job(store, p1, linked_twice, S.DELETION_PENDING)
 
     # When the customer's grant is removed
