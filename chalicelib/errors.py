@@ -81,6 +81,16 @@ class StaleState(ServiceError):
     code = "conflict"
 
 
+class TooManyRequests(ServiceError):
+    """The caller repeats something the service does at most so often (HTTP 429)."""
+
+    code = "too-many-requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class WriteConflict(ServiceError):
     """DynamoDB cancelled a transaction because another one wrote the same items at that moment
     (`TransactionConflict`): nothing was written, and trying again may well succeed."""

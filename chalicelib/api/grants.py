@@ -112,14 +112,25 @@ def remove_grant(call: Call, project_id: str, contact_id: str) -> Result:
     bp,
     "POST",
     f"{GRANT}/password-reset",
-    summary="Email the helpdesk password reset link",
+    summary="Email the helpdesk password reset link (at most one per grant per 5 minutes)",
     who="project_manager, supervisor",
     response=GrantResponse,
     status=202,
-    errors=(400, 401, 403, 404, 409, 503),
+    errors=(400, 401, 403, 404, 409, 422, 429, 503),
+    headers=("Idempotency-Key",),
 )
 def password_reset(call: Call, project_id: str, contact_id: str) -> Result:
-    return _accepted(services.grants().send_password_reset(call.user, project_id, contact_id))
+    def reset() -> dict[str, Any]:
+        view = services.grants().send_password_reset(call.user, project_id, contact_id)
+        return presenters.grant(view).model_dump(mode="json")
+
+    key = call.headers.get("idempotency-key")
+    if key:
+        scope = f"{call.user.sub}:{project_id}:{contact_id}:{key}"
+        data = run_once("password-reset", scope, reset, payload={})
+    else:
+        data = reset()
+    return Result(GrantResponse.model_validate(data), status=202)
 
 
 @operation(

@@ -18,6 +18,7 @@ from ..errors import (
     NotFound,
     ServiceError,
     StaleState,
+    TooManyRequests,
     Unauthorized,
     ValidationFailed,
     WriteConflict,
@@ -34,6 +35,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     StaleState: 409,
     WriteConflict: 409,
     ValidationFailed: 422,
+    TooManyRequests: 429,
     DependencyUnavailable: 503,
 }
 
@@ -50,6 +52,7 @@ SLUG_OF_STATUS = {
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "validation-error",
+    429: "too-many-requests",
     500: "internal-error",
     503: "service-unavailable",
 }

@@ -7,7 +7,9 @@ starts the lifecycle's workflow. When the workflow cannot be started the grant i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 from ..errors import (
@@ -15,10 +17,13 @@ from ..errors import (
     DependencyUnavailable,
     FieldError,
     NotFound,
+    ServiceError,
+    TooManyRequests,
     ValidationFailed,
 )
 from . import activity
 from .authorization import acting_company, ensure_may_change_grant, ensure_member
+from .changes import commit_change
 from .grant_lifecycle import GrantLifecycle, Move, retry_target
 from .ids import new_ulid
 from .models import (
@@ -42,6 +47,8 @@ PENDING_RETRY_AFTER_SECONDS = 5
 FINISHING_RETRY_AFTER_SECONDS = 1
 # How often `add` resolves the contact again after losing a race to a concurrent change.
 ADD_ATTEMPTS = 2
+# At most one password reset email per grant in this interval (rule 6).
+RESET_INTERVAL = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class GrantService:
         self._store = store
         self._workflows = workflows
         self._mailer = mailer
+        self._events = events
         self._lifecycle = GrantLifecycle(store, events)
         self._reset_url = reset_url
 
@@ -216,12 +224,29 @@ class GrantService:
     def send_password_reset(
         self, principal: Principal, project_id: str, contact_id: str
     ) -> GrantView:
+        """Email the reset link: at most one per grant per `RESET_INTERVAL` (rule 6).
+
+        The send is claimed on the grant first (a conditional write), so of concurrent requests
+        one sends and the others get a 429; a send that fails gives the claim back.
+        """
         grant, project = self._managed_grant(principal, project_id, contact_id)
         if grant.status is not GrantStatus.ACTIVATED:
             raise Conflict(
                 f"a password reset needs an activated grant (this one is {grant.status.value})"
             )
-        self._mailer.send_password_reset(grant.email, grant.name, project.name, self._reset_url)
+        now = utc_now()
+        at = iso(now)
+        claim = self._store.unit_of_work()
+        claim.claim_password_reset(grant, at, previous_before=iso(now - RESET_INTERVAL))
+        if not commit_change(claim, self._events, None):
+            raise self._reset_too_soon(project_id, contact_id, now)
+        try:
+            self._mailer.send_password_reset(grant.email, grant.name, project.name, self._reset_url)
+        except Exception:
+            release = self._store.unit_of_work()
+            release.release_password_reset(grant, at)
+            commit_change(release, self._events, None)
+            raise
         self._store.append_activity(
             activity.entry(
                 project_id,
@@ -234,6 +259,18 @@ class GrantService:
         return _view(project, grant)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _reset_too_soon(self, project_id: str, contact_id: str, now: datetime) -> ServiceError:
+        """Why a reset claim lost: the last one is too recent (429), or the grant changed."""
+        grant = self._store.get_grant(project_id, contact_id)
+        if grant is None or grant.status is not GrantStatus.ACTIVATED or not grant.reset_sent_at:
+            return Conflict("the grant changed meanwhile; reload it and try again")
+        last = datetime.fromisoformat(grant.reset_sent_at.replace("Z", "+00:00"))
+        wait = max(1, math.ceil((last + RESET_INTERVAL - now).total_seconds()))
+        return TooManyRequests(
+            f"a password reset was sent less than {RESET_INTERVAL.seconds // 60} minutes ago",
+            retry_after=wait,
+        )
 
     def _resolve_contact(
         self,

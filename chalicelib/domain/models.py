@@ -156,6 +156,8 @@ class Grant:
     expires_at: str | None = None
     # Name of the Step Functions execution running (or last run) for this grant's lifecycle.
     lifecycle_id: str | None = None
+    # When the last password reset email went out (at most one per RESET_INTERVAL, rule 6).
+    reset_sent_at: str | None = None
 
 
 @dataclass(frozen=True)

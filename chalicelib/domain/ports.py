@@ -85,6 +85,15 @@ class UnitOfWork(Protocol):
         """Delete the grant, if it still is `deletion_pending` in `current`'s run."""
         ...
 
+    def claim_password_reset(self, current: Grant, at: str, *, previous_before: str) -> None:
+        """Set `reset_sent_at` to `at`, if the grant is still activated and its last reset (if
+        any) was sent before `previous_before`."""
+        ...
+
+    def release_password_reset(self, current: Grant, at: str) -> None:
+        """Undo `claim_password_reset(at)` (its email could not be sent)."""
+        ...
+
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
         """Add or drop the grant's project in one of its contact's reference sets (see
         `GrantLifecycle._keep_references`): `desk` keyed by service desk, `company` by the

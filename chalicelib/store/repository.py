@@ -115,6 +115,7 @@ def _grant(item: GrantItem) -> Grant:
         service_desk_id=item.service_desk_id,
         organization_id=item.organization_id,
         granted_by_company_id=item.granted_by_company_id,
+        reset_sent_at=item.reset_sent_at,
         jira_account_id=item.jira_account_id,
         account_created=bool(item.account_created),
         error=GrantError(**error) if error else None,
@@ -358,6 +359,19 @@ class DynamoUnitOfWork:
         item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
         condition = (GrantItem.status == GrantStatus.DELETION_PENDING.value) & _same_run(current)
         self._ops.append(lambda t: t.delete(item, condition=condition))
+
+    def claim_password_reset(self, current: Grant, at: str, *, previous_before: str) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        last = GrantItem.reset_sent_at
+        condition = (GrantItem.status == GrantStatus.ACTIVATED.value) & (
+            last.does_not_exist() | (last < previous_before)
+        )
+        self._ops.append(lambda t: t.update(item, actions=[last.set(at)], condition=condition))
+
+    def release_password_reset(self, current: Grant, at: str) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        last = GrantItem.reset_sent_at
+        self._ops.append(lambda t: t.update(item, actions=[last.remove()], condition=last == at))
 
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
         key = _reference_key(grant, kind)

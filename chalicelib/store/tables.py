@@ -110,6 +110,7 @@ class GrantItem(Model):
     organization_id = UnicodeAttribute()
     # Stored under its first name; grants written before it existed are read as None.
     granted_by_company_id = UnicodeAttribute(null=True, attr_name="via_company_id")
+    reset_sent_at = UnicodeAttribute(null=True)
     jira_account_id = UnicodeAttribute(null=True)
     account_created = BooleanAttribute(default=False)
     error: MapAttribute[str, Any] = MapAttribute(null=True)

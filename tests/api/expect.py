@@ -26,6 +26,7 @@ SLUGS = {
     409: "conflict",
     415: "unsupported-media-type",
     422: "validation-error",
+    429: "too-many-requests",
     503: "service-unavailable",
 }
 

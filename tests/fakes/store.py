@@ -281,6 +281,36 @@ class InMemoryUnitOfWork:
 
         self._add(("grant", key), removable, lambda: grants.pop(key))
 
+    def claim_password_reset(self, current: Grant, at: str, *, previous_before: str) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def due() -> bool:
+            stored = grants.get(key)
+            return (
+                stored is not None
+                and stored.status is GrantStatus.ACTIVATED
+                and (stored.reset_sent_at is None or stored.reset_sent_at < previous_before)
+            )
+
+        def apply() -> None:
+            grants[key] = replace(grants[key], reset_sent_at=at)
+
+        self._add(("grant", key), due, apply)
+
+    def release_password_reset(self, current: Grant, at: str) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def ours() -> bool:
+            stored = grants.get(key)
+            return stored is not None and stored.reset_sent_at == at
+
+        def apply() -> None:
+            grants[key] = replace(grants[key], reset_sent_at=None)
+
+        self._add(("grant", key), ours, apply)
+
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
         key = grant.service_desk_id if kind == "desk" else grant.granted_by_company_id
         if not key:
