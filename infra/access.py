@@ -137,11 +137,15 @@ ACCESS: dict[str, Access] = {
     ),
     "sweep_stalled_grants": Access(
         # Scans for stalled grants; marks those whose execution ended without an outcome.
+        # Sends the support-access emails still owed (scan of projects, run-once, mark sent).
         tables={
             "grants": frozenset({SCAN, UPDATE}),
             "contacts": frozenset({UPDATE}),  # a failed grant no longer holds its desk
+            "projects": frozenset({SCAN, UPDATE}),
             "activity": APPEND,
+            "idempotency": IDEMPOTENCY,
         },
+        send_email=True,
         start_executions=frozenset(STATE_MACHINE_IDS),
         describe_executions=frozenset(STATE_MACHINE_IDS),
         put_events=True,

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from chalice.app import Blueprint
 
 from .. import services
+from . import presenters
 from .models import (
     HelpdeskRequest,
     HelpdeskResponse,
@@ -66,7 +67,7 @@ def helpdesk(call: Call, project_id: str) -> Result:
 )
 def get_support_access(call: Call, project_id: str) -> Result:
     access = services.support_access().get(call.user, project_id)
-    return Result(SupportAccessResponse(**asdict(access)))
+    return Result(presenters.support_access(access))
 
 
 @operation(

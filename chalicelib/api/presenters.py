@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from ..domain.contacts import ContactSummary
 from ..domain.grants import GrantView
-from ..domain.models import ActivityEntry, Contact, Project
+from ..domain.models import ActivityEntry, Contact, Project, SupportAccess
 from .models import (
     ActivityResponse,
     ActorResponse,
@@ -30,7 +28,7 @@ def project(p: Project) -> ProjectResponse:
         service_desk_id=p.service_desk_id,
         organization_id=p.organization_id,
         allowed_email_domains=p.allowed_email_domains,
-        support_access=SupportAccessResponse(**asdict(p.support_access)),
+        support_access=support_access(p.support_access),
     )
 
 
@@ -83,4 +81,13 @@ def activity(e: ActivityEntry) -> ActivityResponse:
         actor=ActorResponse(type=e.actor.type.value, id=e.actor.id, email=e.actor.email),
         contact=ContactRef(id=e.contact_id, email=e.contact_email) if e.contact_id else None,
         detail=e.detail,
+    )
+
+
+def support_access(access: SupportAccess) -> SupportAccessResponse:
+    return SupportAccessResponse(
+        enabled=access.enabled,
+        reason=access.reason,
+        changed_by=access.changed_by,
+        changed_at=access.changed_at,
     )

@@ -12,6 +12,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def parse_iso(text: str) -> datetime:
+    """The moment an `iso()` timestamp names."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def iso(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds, the one timestamp format of the API and the activity log."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -105,6 +110,9 @@ class SupportAccess:
     reason: str | None = None
     changed_by: str | None = None
     changed_at: str | None = None
+    # False from a change until the support team's email about it went out: the outbox of
+    # rule 8, stored with the change itself (`SupportAccessService.deliver_owed_emails`).
+    notified: bool = True
 
 
 @dataclass

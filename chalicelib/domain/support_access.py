@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from contextlib import suppress
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from ..errors import Conflict, FieldError, ValidationFailed
+from ..errors import Conflict, DependencyUnavailable, FieldError, ValidationFailed
 from . import activity
 from .authorization import ensure_may_change_support_access
 from .changes import commit_change
 from .events import SupportAccessChanged
-from .models import Principal, SupportAccess, iso, utc_now
+from .models import Principal, Project, SupportAccess, iso, parse_iso, utc_now
 from .ports import EventPublisher, Mailer, Store
 from .projects import member_project, require_project
 
 CONFIRMATION_WORD = "Support"
+# How long a change's own request has to send its email before the sweeper sends it.
+OWED_AFTER = timedelta(seconds=30)
 
 
 class SupportAccessService:
@@ -62,6 +66,7 @@ class SupportAccessService:
             reason=reason if enabled else None,
             changed_by=principal.email,
             changed_at=iso(utc_now()),
+            notified=False,  # the support team's email is owed until it went out
         )
         uow = self._store.unit_of_work()
         uow.change_support_access(project_id, changed, expected=current)
@@ -73,9 +78,42 @@ class SupportAccessService:
                 detail={"reason": changed.reason},
             )
         )
-        event = SupportAccessChanged(project_id=project_id, **asdict(changed))
+        event = SupportAccessChanged(
+            project_id=project_id,
+            enabled=changed.enabled,
+            reason=changed.reason,
+            changed_by=changed.changed_by,
+            changed_at=changed.changed_at,
+        )
         if not commit_change(uow, self._events, event):
             raise Conflict("support access was changed meanwhile; reload and retry")
-        updated = replace(project, support_access=changed)
-        self._mailer.send_support_access_changed(self._support_team_email, updated, principal.email)
+        # If SES fails now, the change stays stored and its email owed: the sweeper sends it.
+        with suppress(DependencyUnavailable):
+            self._deliver(replace(project, support_access=changed))
         return changed
+
+    def deliver_owed_emails(self, now: datetime | None = None) -> int:
+        """Send the support team's emails still owed for stored changes (the request that made
+        the change crashed or SES failed); each change is emailed once. Returns how many."""
+        now = now or utc_now()
+        delivered = 0
+        for project in self._store.projects_owing_support_email():
+            changed_at = project.support_access.changed_at
+            if changed_at is None or now - parse_iso(changed_at) < OWED_AFTER:
+                continue  # its request may still be sending it
+            try:
+                self._deliver(project)
+            except DependencyUnavailable:
+                continue  # SES still failing: the next sweep tries again
+            delivered += 1
+        return delivered
+
+    def _deliver(self, project: Project) -> None:
+        """Email the support team about the project's current change, then clear the debt."""
+        access = project.support_access
+        assert access.changed_at is not None
+        key = f"{project.project_id}@{access.changed_at}"
+        self._mailer.send_support_access_changed(self._support_team_email, project, key)
+        uow = self._store.unit_of_work()
+        uow.mark_support_access_notified(project.project_id, access.changed_at)
+        commit_change(uow, self._events, None)  # lost: a newer change owes its own email

@@ -25,12 +25,13 @@ class SesMailer:
     def send_password_reset(self, to: str, name: str, project_name: str, reset_url: str) -> None:
         self._send(to, templates.password_reset(name, project_name, reset_url), "password_reset")
 
-    def send_support_access_changed(self, to: str, project: Project, actor_email: str) -> None:
+    def send_support_access_changed(self, to: str, project: Project, dedup_key: str) -> None:
+        """Sent once per `dedup_key` (one change): the request and the sweeper may both try."""
         access = project.support_access
         email = templates.support_access_changed(
-            project.name, project.project_id, access.enabled, access.reason, actor_email
+            project.name, project.project_id, access.enabled, access.reason, access.changed_by or ""
         )
-        self._send(to, email, "support_access")
+        run_once("support-access-email", dedup_key, lambda: self._send(to, email, "support_access"))
 
     def _send(self, to: str, email: Email, kind: str) -> None:
         try:

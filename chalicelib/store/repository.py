@@ -330,6 +330,17 @@ class DynamoUnitOfWork:
             )
         )
 
+    def mark_support_access_notified(self, project_id: str, changed_at: str) -> None:
+        item = ProjectItem(project_id=project_id)
+        stored = ProjectItem.support_access
+        self._ops.append(
+            lambda t: t.update(
+                item,
+                actions=[stored["notified"].set(True)],
+                condition=stored["changed_at"] == changed_at,
+            )
+        )
+
     def create_grant(self, grant: Grant) -> None:
         item = _grant_item(grant)
         self._ops.append(lambda t: t.save(item, condition=GrantItem.project_id.does_not_exist()))
@@ -538,6 +549,10 @@ class DynamoStore:
     def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
         item = _first(ContactItem, f"{kind}#{contact_id}#{key}", convert=lambda i: i)
         return set(item.projects or ()) if item else set()
+
+    def projects_owing_support_email(self) -> list[Project]:
+        owed = ProjectItem.support_access["notified"] == False  # noqa: E712 - a condition
+        return [_project(item) for item in ProjectItem.scan(owed)]
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""

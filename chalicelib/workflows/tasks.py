@@ -106,8 +106,9 @@ def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
 def sweep() -> dict[str, Any]:
     """The scheduled sweep of stalled grants (see `domain.sweeper`)."""
     report = sweep_stalled_grants(services.store(), services.workflows(), services.events())
-    logger.info("stalled grants swept", extra={"sweep": asdict(report)})
-    return asdict(report)
+    emails = services.support_access().deliver_owed_emails()
+    logger.info("stalled grants swept", extra={"sweep": asdict(report), "owed_emails": emails})
+    return {**asdict(report), "owed_emails_sent": emails}
 
 
 def drift() -> dict[str, Any]:

@@ -67,8 +67,12 @@ class RecordingMailer:
     def send_password_reset(self, to: str, name: str, project_name: str, reset_url: str) -> None:
         self._send(SentEmail("password_reset", to, project_name, reset_url))
 
-    def send_support_access_changed(self, to: str, project: Project, actor_email: str) -> None:
+    def send_support_access_changed(self, to: str, project: Project, dedup_key: str) -> None:
+        """Once per `dedup_key`, like `SesMailer`'s run-once guard (a failed send is not kept)."""
+        if dedup_key in self._activation_keys:
+            return
         self._send(SentEmail("support_access", to, project.name))
+        self._activation_keys.add(dedup_key)
 
     def _send(self, email: SentEmail) -> None:
         if self.failing:

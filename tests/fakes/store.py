@@ -175,6 +175,20 @@ class InMemoryUnitOfWork:
 
         self._add(("project", project_id), unchanged, apply)
 
+    def mark_support_access_notified(self, project_id: str, changed_at: str) -> None:
+        projects = self._store._projects
+
+        def same_change() -> bool:
+            project = projects.get(project_id)
+            return project is not None and project.support_access.changed_at == changed_at
+
+        def apply() -> None:
+            project = projects[project_id]
+            notified = replace(project.support_access, notified=True)
+            projects[project_id] = replace(project, support_access=notified)
+
+        self._add(("project", project_id), same_change, apply)
+
     def link_external(self, contact_id: str, company_id: str) -> None:
         contacts = self._store._contacts
 
@@ -525,6 +539,11 @@ class InMemoryStore:
     def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
         with self._lock:
             return set(self._references.get((kind, contact_id, key), ()))
+
+    def projects_owing_support_email(self) -> list[Project]:
+        with self._lock:
+            owing = [p for p in self._projects.values() if not p.support_access.notified]
+            return copy.deepcopy(owing)
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (what the sweeper scans for)."""

@@ -213,3 +213,34 @@ def test_fifty_conflicting_calls_run_one_lifecycle_at_a_time(
         f"{sum('still finishing' in c.body['detail'] for c in conflicts)} calls told to wait "
         "for the previous run to finish"
     )
+
+
+def test_ten_concurrent_identical_support_access_changes_email_the_support_team_once(
+    stack: LocalStack, demo: dict[str, Any]
+) -> None:
+    # Given the customer's company admin, and support access off
+    from tests.helpers import bearer  # noqa: PLC0415
+
+    admin = bearer("ca-1", "carla.admin@acme.example", "acme", ["company_admin"])
+    body = {"enabled": True, "reason": "incident 42", "confirmation": "Support"}
+    support_team = get_settings().support_team_email
+    before = len(mails_to(stack, support_team))
+    start = threading.Barrier(10)
+
+    def enable(_: int) -> int:
+        start.wait()
+        return requests.put(
+            f"{stack.api_url}/projects/demo/support-access", json=body, headers=admin, timeout=30
+        ).status_code
+
+    # When ten identical changes arrive at once
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(enable, range(10)))
+
+    # Then support access is on, recorded once, and the support team got exactly one email
+    assert set(statuses) <= {200, 409}
+    assert statuses.count(200) >= 1
+    assert len(mails_to(stack, support_team)) == before + 1
+    log = requests.get(f"{stack.api_url}/projects/demo/activity", headers=admin, timeout=10)
+    actions = [e["action"] for e in log.json()["items"]]
+    assert actions.count("support_access.enabled") == 1
