@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from chalice.app import Blueprint
 
 from .. import services
@@ -85,4 +83,4 @@ def put_support_access(call: Call, project_id: str) -> Result:
     access = services.support_access().change(
         call.user, project_id, body.enabled, body.reason, body.confirmation
     )
-    return Result(SupportAccessResponse(**asdict(access)))
+    return Result(presenters.support_access(access))

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 
 from ..errors import Conflict, DependencyUnavailable, FieldError, ValidationFailed
 from . import activity
-from .authorization import ensure_may_change_support_access
+from .authorization import ensure_may_change_support_access, ensure_member
 from .changes import commit_change
 from .events import SupportAccessChanged
 from .models import Principal, Project, SupportAccess, iso, parse_iso, utc_now
 from .ports import EventPublisher, Mailer, Store
-from .projects import member_project, require_project
+from .projects import require_project
 
 CONFIRMATION_WORD = "Support"
 # How long a change's own request has to send its email before the sweeper sends it.
@@ -30,7 +30,11 @@ class SupportAccessService:
         self._support_team_email = support_team_email
 
     def get(self, principal: Principal, project_id: str) -> SupportAccess:
-        return member_project(self._store, principal, project_id).support_access
+        """For the project's members, and for its creator, who may switch it (seed 003)."""
+        project = require_project(self._store, project_id)
+        if principal.sub != project.created_by:
+            ensure_member(principal, project)
+        return project.support_access
 
     def change(
         self,

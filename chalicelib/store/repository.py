@@ -291,8 +291,16 @@ class DynamoUnitOfWork:
         """Upsert the project with the claim on its organization (see `ports.UnitOfWork`)."""
         item = _project_item(project)
         linked = {project.organization_id, expected_organization_id or project.organization_id}
-        unchanged = ProjectItem.project_id.does_not_exist() | ProjectItem.organization_id.is_in(
-            *linked
+        # The whole item is rewritten: it must still carry the support access it was read with,
+        # or a switch changed meanwhile would be lost (with the email it owes).
+        support = ProjectItem.support_access["changed_at"]
+        same_switch = (
+            ~support.is_type("S")
+            if project.support_access.changed_at is None
+            else support == project.support_access.changed_at
+        )
+        unchanged = ProjectItem.project_id.does_not_exist() | (
+            ProjectItem.organization_id.is_in(*linked) & same_switch
         )
         self._ops.append(lambda t: t.save(item, condition=unchanged))
         self._claim_organization(project.organization_id, project.project_id)

@@ -207,7 +207,13 @@ ENDPOINTS = [
         lambda m, a: (m.granted("retry", a, GrantStatus.ACTIVATION_FAILED) + "/retry", {}),
     ),
     Endpoint("GET activity", "GET", 200, _members, _read("/projects/demo/activity")),
-    Endpoint("GET support-access", "GET", 200, _members, _read("/projects/demo/support-access")),
+    Endpoint(
+        "GET support-access",
+        "GET",
+        200,
+        lambda a: _members(a) or a.sub == CREATOR,  # who may switch it may read it
+        _read("/projects/demo/support-access"),
+    ),
     Endpoint(
         "PUT support-access",
         "PUT",
@@ -241,6 +247,16 @@ CREATOR_CASES = [
         BY_NAME["PUT support-access"],
         Actor("console_user", "integrator", sub=CREATOR),
         id="PUT support-access | creator console_user@integrator → allow",
+    ),
+    pytest.param(
+        BY_NAME["PUT support-access"],
+        Actor("console_user", "other", sub=CREATOR),
+        id="PUT support-access | creator console_user@other → allow",
+    ),
+    pytest.param(
+        BY_NAME["GET support-access"],
+        Actor("console_user", "other", sub=CREATOR),
+        id="GET support-access | creator console_user@other → allow",
     ),
     pytest.param(
         BY_NAME["POST grants"],

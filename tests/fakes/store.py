@@ -144,7 +144,10 @@ class InMemoryUnitOfWork:
 
         def unchanged() -> bool:
             current = projects.get(pid)
-            return current is None or current.organization_id in linked
+            return current is None or (
+                current.organization_id in linked
+                and current.support_access.changed_at == new.support_access.changed_at
+            )
 
         self._add(("project", pid), unchanged, lambda: projects.__setitem__(pid, new))
         self._add(

@@ -249,6 +249,7 @@ def _exercise(stack: LocalStack) -> None:
     assert not failed, payload
     assert b'"restarted": 1' in payload
     assert b'"failed": 1' in payload
+    assert b'"owed_emails_sent": 1' in payload
     # the daily drift check
     payload, failed = invoke_handler(
         stack.app, "check_drift", event, "drift", get_settings().region
@@ -285,6 +286,20 @@ def _stall(stack: LocalStack) -> None:
         "lifecycle_id": "demo-pm-1-removal-00000000000000000000000000",  # never started
     }
     dynamodb.put_item(TableName=settings.grants_table, Item={k: {"S": v} for k, v in item.items()})
+    # demo's support access was switched an hour ago and its email is still owed (SES failed)
+    owed = {
+        "enabled": {"BOOL": True},
+        "reason": {"S": "incident 42"},
+        "changed_by": {"S": "admin-1@acme.example"},
+        "changed_at": {"S": an_hour_ago},
+        "notified": {"BOOL": False},
+    }
+    dynamodb.update_item(
+        TableName=settings.projects_table,
+        Key={"project_id": {"S": "demo"}},
+        UpdateExpression="SET support_access = :a",
+        ExpressionAttributeValues={":a": {"M": owed}},
+    )
 
 
 # --- calls → IAM actions --------------------------------------------------------------------
@@ -342,6 +357,8 @@ NOT_EXERCISED = {
     ("api_handler", "idempotency", "dynamodb:DeleteItem"),
     ("complete_activation", "idempotency", "dynamodb:GetItem"),
     ("complete_activation", "idempotency", "dynamodb:DeleteItem"),
+    ("sweep_stalled_grants", "idempotency", "dynamodb:GetItem"),
+    ("sweep_stalled_grants", "idempotency", "dynamodb:DeleteItem"),
 }
 
 

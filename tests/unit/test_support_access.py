@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from chalicelib.domain.models import Role, utc_now
 from chalicelib.domain.support_access import OWED_AFTER, SupportAccessService
 from tests.fakes.adapters import RecordingEvents, RecordingMailer
@@ -70,3 +72,22 @@ def test_the_request_and_the_sweeper_racing_send_one_email() -> None:
 
     # Then one email: the delivery is keyed by the change
     assert len(mailer.sent) == 1
+
+
+def test_a_project_put_that_read_an_older_switch_does_not_overwrite_a_change() -> None:
+    # Given a project read by the console's directory sync, then support access switched on
+    from chalicelib.errors import StaleState  # noqa: PLC0415
+
+    service, store, _ = _service()
+    read = store.get_project("p1")
+    assert read is not None
+    service.change(ADMIN, "p1", True, "incident 42", "Support")
+
+    # When the sync writes back the project it read
+    uow = store.unit_of_work()
+    uow.put_project(read, expected_organization_id=read.organization_id)
+
+    # Then the write loses instead of switching support access back off
+    with pytest.raises(StaleState):
+        uow.commit()
+    assert store.get_project("p1").support_access.enabled is True  # type: ignore[union-attr]
