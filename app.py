@@ -1,36 +1,63 @@
-"""Entry points only: the Chalice app, its API, the workflow tasks and the scheduled sweeper."""
+"""Entry points only: the Chalice app, its API, the workflow tasks and the scheduled jobs.
+
+Every Lambda function of the service loads this module, so it imports only what all of them
+share; the code behind an entry point is imported when that entry point first runs. A workflow
+task's cold start therefore never pays for the API's models and JWT, and the API's never for the
+workflow tasks (measured by `make bench`, docs/performance.md).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, ConvertToMiddleware, Rate
 
-from chalicelib.api import register_api
 from chalicelib.config import get_settings
 from chalicelib.idempotency import remember_lambda_context
-from chalicelib.observability import logger, metrics, tracer
-from chalicelib.workflows.tasks import drift, run_step, sweep
+from chalicelib.observability import logger, metrics
 
 # Outside the local stage a function missing a secret, table or state machine setting fails
 # here, at its cold start, with a SettingsError naming them (chalicelib/config.py).
 get_settings()
 
 app = Chalice(app_name="helpdesk-access")
-# Every entry point logs JSON with the Lambda context (the API's request id as correlation id),
-# flushes its metrics and is traced.
+# Every entry point logs JSON with the Lambda context (the API's request id as correlation id)
+# and flushes its metrics. Traces come from Lambda's and Step Functions' active tracing: the
+# X-Ray SDK cost ~0.15 s of every cold start (docs/decisions.md).
 app.register_middleware(
     ConvertToMiddleware(
         logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     )
 )
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
-app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler))
 app.register_middleware(ConvertToMiddleware(remember_lambda_context))
-register_api(app)
+
+API_HANDLER = "app.app"  # the handler `chalice package` gives the API function
+
+
+def serves_http() -> bool:
+    """False only in a deployed function whose handler is not the API (Lambda sets `_HANDLER`).
+
+    Chalice needs the routes when it packages the app and when it serves it locally; a task or
+    schedule function never routes a request, so it skips importing the API altogether.
+    """
+    return os.environ.get("_HANDLER", API_HANDLER) == API_HANDLER
+
+
+if serves_http():
+    from chalicelib.api import register_api
+
+    register_api(app)
 
 Event = dict[str, Any]
+
+
+def _step(name: str, event: Event) -> Event:
+    from chalicelib.workflows.tasks import run_step  # noqa: PLC0415 - imported by tasks only
+
+    return run_step(name, event)
 
 
 # --- grant activation tasks (statemachines/grant-activation.asl.json) ----------------------
@@ -38,27 +65,27 @@ Event = dict[str, Any]
 
 @app.lambda_function(name="ensure_customer")
 def ensure_customer(event: Event, context: Any) -> Event:
-    return run_step("ensure_customer", event)
+    return _step("ensure_customer", event)
 
 
 @app.lambda_function(name="add_to_service_desk")
 def add_to_service_desk(event: Event, context: Any) -> Event:
-    return run_step("add_to_service_desk", event)
+    return _step("add_to_service_desk", event)
 
 
 @app.lambda_function(name="add_to_organization")
 def add_to_organization(event: Event, context: Any) -> Event:
-    return run_step("add_to_organization", event)
+    return _step("add_to_organization", event)
 
 
 @app.lambda_function(name="complete_activation")
 def complete_activation(event: Event, context: Any) -> Event:
-    return run_step("complete_activation", event)
+    return _step("complete_activation", event)
 
 
 @app.lambda_function(name="undo_activation")
 def undo_activation(event: Event, context: Any) -> Event:
-    return run_step("undo_activation", event)
+    return _step("undo_activation", event)
 
 
 # --- grant removal tasks (statemachines/grant-removal.asl.json) ----------------------------
@@ -66,17 +93,17 @@ def undo_activation(event: Event, context: Any) -> Event:
 
 @app.lambda_function(name="leave_organization")
 def leave_organization(event: Event, context: Any) -> Event:
-    return run_step("leave_organization", event)
+    return _step("leave_organization", event)
 
 
 @app.lambda_function(name="leave_service_desk")
 def leave_service_desk(event: Event, context: Any) -> Event:
-    return run_step("leave_service_desk", event)
+    return _step("leave_service_desk", event)
 
 
 @app.lambda_function(name="complete_removal")
 def complete_removal(event: Event, context: Any) -> Event:
-    return run_step("complete_removal", event)
+    return _step("complete_removal", event)
 
 
 # --- shared by both workflows ----------------------------------------------------------------
@@ -84,7 +111,7 @@ def complete_removal(event: Event, context: Any) -> Event:
 
 @app.lambda_function(name="record_failure")
 def record_failure(event: Event, context: Any) -> Event:
-    return run_step("record_failure", event)
+    return _step("record_failure", event)
 
 
 # --- housekeeping -----------------------------------------------------------------------------
@@ -92,9 +119,13 @@ def record_failure(event: Event, context: Any) -> Event:
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="sweep_stalled_grants")
 def sweep_stalled_grants(event: Any) -> Event:
+    from chalicelib.workflows.tasks import sweep  # noqa: PLC0415 - imported by this job only
+
     return sweep()
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
 def check_drift(event: Any) -> Event:
+    from chalicelib.workflows.tasks import drift  # noqa: PLC0415 - imported by this job only
+
     return drift()

@@ -286,8 +286,18 @@ class Bench:
 # --- 7: cold imports ---------------------------------------------------------------------------
 
 
-def import_times(runs: int) -> dict[str, float]:
-    """Median seconds of fresh `python -c "import …"` runs (infra/measure_import.py)."""
+@dataclass(frozen=True)
+class ImportTimes:
+    """Median seconds per subject (infra/measure_import.py): libraries compiled, and not."""
+
+    compiled: dict[str, float]
+    uncompiled: dict[str, float]
+
+
+def import_times(runs: int) -> ImportTimes:
+    """Cold imports of every entry point and of boto3 in Lambda-like fresh interpreters."""
     from infra.measure_import import measure  # noqa: PLC0415 - imports the app's table models
 
-    return measure(runs)
+    return ImportTimes(
+        compiled=measure(runs, bytecode=True), uncompiled=measure(runs, bytecode=False)
+    )

@@ -8,16 +8,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from .aws import client
 from .config import get_settings
 from .errors import Conflict, FieldError, ValidationFailed
@@ -56,6 +46,17 @@ def run_once(
     With `payload`, a repeat carrying another payload under the same key is refused (422), and a
     repeat arriving while the first is still running gets a 409.
     """
+    # Imported on first use: every entry point loads this module for its middleware, few guard.
+    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
     config = IdempotencyConfig(
         event_key_jmespath="key",
         payload_validation_jmespath="payload" if payload is not None else "",

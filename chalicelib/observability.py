@@ -1,7 +1,9 @@
-"""The service's one logger, tracer and metrics, plus the few helpers that shape what they record.
+"""The service's one logger and metrics, plus the few helpers that shape what they record.
 
 Logs are Powertools JSON with a correlation id (API request id → execution name → Jira call);
 emails are masked before they reach a log line; secrets are never passed to the logger.
+Traces need no code here: Lambda and Step Functions trace actively (the template), and the X-Ray
+SDK that Powertools' Tracer needs would cost every cold start ~0.15 s (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import os
 import re
 import warnings
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "helpdesk-access"
@@ -24,13 +26,11 @@ __all__ = [
     "mask_emails_in",
     "metrics",
     "record_jira_call",
-    "tracer",
 ]
 
 logger = Logger(service=SERVICE)
 # An invocation that only reads (most API calls) has no metric to publish: that is not news.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-tracer = Tracer(service=SERVICE, disabled=os.environ.get("HELPDESK_STAGE", "local") == "local")
 metrics = Metrics(namespace=os.environ.get("HELPDESK_METRICS_NAMESPACE", "HelpdeskAccess-local"))
 
 

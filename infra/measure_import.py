@@ -1,62 +1,174 @@
-"""Cold import cost of the Lambda entry point: `import app` against `import boto3` alone.
+"""Cold import cost of each Lambda entry point against `import boto3`, as a deployed function pays.
 
-Each sample is a fresh interpreter (what a cold Lambda start pays), run alternately so both see
-the same disk cache; the medians are printed. `python -m infra.measure_import [--runs 9]`.
+Every sample is a fresh `python -I -S` whose `sys.path` holds only what the function has in AWS:
+the task root as `chalice package` zips it (`app.py`, `chalicelib/`, Chalice's `app` module and the
+vendored runtime requirements, `infra/synth.py`) and the SDK the Lambda runtime provides (boto3,
+botocore and their dependencies). None of this venv's dev tools are importable, some of which the
+app's libraries would otherwise pick up (PyJWT imports `cryptography` whenever it is installed).
+`_HANDLER` is set as Lambda sets it, so `app.py` loads what that function serves, and each
+statement then imports what the entry point's handler imports on its first call.
+
+Bytecode: the SDK and the vendored libraries are compiled once beforehand, the app's own modules
+are not (`-B`): the figure `make bench` has always reported. The deployment zip carries no `.pyc`,
+so in Lambda the vendored modules are compiled at every cold start as well; `--no-bytecode`
+measures that (both are printed by `make bench`).
+
+`python -m infra.measure_import [--runs 9] [--no-bytecode]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import chalice
 
 from chalicelib.config import REQUIRED_OUTSIDE_LOCAL
 
 from .resources import ROOT
+from .synth import APP_FILES, PROVIDED_BY_RUNTIME, dependency_closure, runtime_pins
 
-SUBJECTS = {
-    "python (no imports)": "pass",
-    "import boto3": "import boto3",
-    "import app": "import app",
+NO_IMPORTS = "python (no imports)"
+BOTO3 = "import boto3"
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    handler: str  # the function's handler, as Lambda puts it in `_HANDLER`
+    statement: str  # `import app` plus what the handler imports on its first call
+
+
+# The kinds of entry point the service has; `None` until the app has one (SPEC §4: the HR events
+# consumer is not built yet). tests/infra/test_cold_start.py checks this against app.py.
+ENTRY_POINTS: dict[str, EntryPoint | None] = {
+    "API (api_handler)": EntryPoint("app.app", "import app"),
+    "Jira task (ensure_customer)": EntryPoint(
+        "app.ensure_customer", "import app; import chalicelib.workflows.tasks"
+    ),
+    "HR consumer": None,
 }
 
 
-def sample(statement: str) -> float:
-    """Wall time of a fresh `python -c <statement>` in the project directory, in seconds."""
+def _top_level_names(distribution: metadata.Distribution) -> set[str]:
+    """The importable names a distribution installs (`pydantic`, `typing_extensions.py`, ...)."""
+    names = set()
+    for file in distribution.files or []:
+        first = file.parts[0]
+        if first in {"..", "__pycache__"} or first.endswith((".dist-info", ".pth")):
+            continue
+        names.add(first)
+    return names
+
+
+def _place(distribution_names: list[str], target: Path, *, copy: bool) -> None:
+    for name in distribution_names:
+        distribution = metadata.distribution(name)
+        site = Path(str(distribution.locate_file("")))
+        for top in _top_level_names(distribution):
+            source, destination = site / top, target / top
+            if destination.exists():
+                continue
+            if not copy:
+                destination.symlink_to(source)
+            elif source.is_dir():
+                shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, destination)
+
+
+@contextmanager
+def lambda_like_paths(*, bytecode: bool) -> Iterator[list[str]]:
+    """`[task root, runtime SDK]`: the deployment package's modules, then the runtime's boto3."""
+    with tempfile.TemporaryDirectory(prefix="cold-import-") as tmp:
+        task_root, runtime = Path(tmp, "task"), Path(tmp, "runtime")
+        task_root.mkdir()
+        runtime.mkdir()
+        # The runtime's SDK is installed with its bytecode, as the venv's is.
+        _place(dependency_closure(sorted(PROVIDED_BY_RUNTIME)), runtime, copy=False)
+        _place([pin.split("==")[0] for pin in runtime_pins()], task_root, copy=True)
+        # What `chalice package` adds to every zip: its `app` module (the router) and package.
+        chalice_dir = task_root / "chalice"
+        chalice_dir.mkdir()
+        package = Path(chalice.__file__).parent
+        shutil.copy2(package / "__init__.py", chalice_dir / "__init__.py")
+        shutil.copy2(package / "app.py", chalice_dir / "app.py")
+        if bytecode:
+            compileall.compile_dir(str(task_root), quiet=1)
+        for name in APP_FILES:  # the app's own modules: never compiled beforehand
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(
+                    source, task_root / name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(source, task_root / name)
+        yield [str(task_root), str(runtime)]
+
+
+def sample(statement: str, paths: list[str], handler: str = "") -> float:
+    """Wall time of a fresh Lambda-like interpreter running `statement`, in seconds."""
     # A deployed stage's environment: the settings the template gives every function.
     given = {name: f"measure-{name.lower()}" for name in REQUIRED_OUTSIDE_LOCAL}
-    env = {**os.environ, **given, "PYTHONDONTWRITEBYTECODE": "1", "HELPDESK_STAGE": "dev"}
+    env = {**os.environ, **given, "HELPDESK_STAGE": "dev", "_HANDLER": handler or "none"}
+    prelude = f"import sys; sys.path[:0] = {paths!r}; "
     started = time.perf_counter()
     subprocess.run(  # noqa: S603 - our own interpreter and fixed statements
-        [sys.executable, "-c", statement], check=True, cwd=ROOT, env=env
+        [sys.executable, "-I", "-S", "-B", "-c", prelude + statement],
+        check=True,
+        cwd=paths[0],
+        env=env,
     )
     return time.perf_counter() - started
 
 
-def measure(runs: int) -> dict[str, float]:
+def subjects() -> dict[str, tuple[str, str]]:
+    """`{name: (statement, handler)}`: the baselines, then every entry point the app has."""
+    found = {NO_IMPORTS: ("pass", ""), BOTO3: ("import boto3", "")}
+    for name, entry in ENTRY_POINTS.items():
+        if entry is not None:
+            found[name] = (entry.statement, entry.handler)
+    return found
+
+
+def measure(runs: int, *, bytecode: bool = True) -> dict[str, float]:
     """Median seconds per subject over `runs` alternating samples (after one warm-up each)."""
-    for statement in SUBJECTS.values():
-        sample(statement)  # compile the .pyc files and warm the page cache once
-    samples: dict[str, list[float]] = {name: [] for name in SUBJECTS}
-    for _ in range(runs):
-        for name, statement in SUBJECTS.items():
-            samples[name].append(sample(statement))
+    with lambda_like_paths(bytecode=bytecode) as paths:
+        chosen = subjects()
+        for statement, handler in chosen.values():
+            sample(statement, paths, handler)  # warm the page cache once
+        samples: dict[str, list[float]] = {name: [] for name in chosen}
+        for _ in range(runs):
+            for name, (statement, handler) in chosen.items():
+                samples[name].append(sample(statement, paths, handler))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="no .pyc for the vendored libraries either"
+    )
     args = parser.parse_args(argv)
-    medians = measure(args.runs)
-    base = medians["python (no imports)"]
+    medians = measure(args.runs, bytecode=not args.no_bytecode)
+    boto3 = medians[BOTO3]
     for name, seconds in medians.items():
-        print(f"{name:22} {seconds * 1000:7.0f} ms  (+{(seconds - base) * 1000:.0f} ms imports)")
-    share = (medians["import boto3"] - base) / (medians["import app"] - base)
-    print(f"boto3 is {share:.0%} of the app's import time (median of {args.runs} runs)")
+        print(f"{name:30} {seconds * 1000:7.0f} ms  {seconds / boto3:5.2f}× import boto3")
+    for name, entry in ENTRY_POINTS.items():
+        if entry is None:
+            print(f"{name:30}       — (not in app.py yet)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 1. Vendor the runtime dependencies for Lambda (manylinux2014 x86_64, CPython 3.11) with
    `pip install --no-deps`, at exactly the versions installed in this venv (the ones the tests
-   ran against), leaving out what the Lambda runtime already has (boto3, botocore, s3transfer):
-   PynamoDB and the X-Ray SDK would otherwise pull botocore and make the zip ~18 MB.
+   ran against), leaving out what the Lambda runtime already has (boto3, botocore, s3transfer
+   and their dependencies): PynamoDB would otherwise pull botocore and make the zip ~18 MB.
 2. Stage a copy of the project with that `vendor/`, an empty `requirements.txt` (so Chalice
    downloads nothing) and the base role policy, then run
    `chalice package --pkg-format cloudformation --merge-template <infra.template> ...`.
@@ -43,8 +43,12 @@ from .resources import ROOT
 OUT = ROOT / "infra" / "out"
 PLATFORM = "manylinux2014_x86_64"  # Amazon Linux 2 (glibc 2.26) runs manylinux2014 wheels
 PYTHON_VERSION = "3.11"
-# Already in the Lambda Python runtime; vendoring botocore alone would add ~13 MB.
-PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+# Already in the Lambda Python runtime: the SDK and its own dependencies. Vendoring botocore
+# alone would add ~13 MB; a vendored urllib3 or jmespath would shadow the runtime's compiled copy
+# and be compiled again at every cold start (the zip carries no .pyc).
+PROVIDED_BY_RUNTIME = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+)
 MARKER_ENVIRONMENT = {
     "python_version": PYTHON_VERSION,
     "python_full_version": f"{PYTHON_VERSION}.0",
@@ -110,6 +114,23 @@ def runtime_pins(requirements_file: Path = ROOT / "requirements.txt") -> list[st
             if _applies(child, set(extras)):
                 queue.append(child)
     return sorted(f"{name}=={version}" for name, version in pins.items())
+
+
+def dependency_closure(names: list[str]) -> list[str]:
+    """`names` and everything they require (installed in this venv), as distribution names."""
+    found: set[str] = set()
+    queue = [Requirement(name) for name in names]
+    while queue:
+        requirement = queue.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        found.add(name)
+        for raw in metadata.requires(name) or []:
+            child = Requirement(raw)
+            if _applies(child, set()):
+                queue.append(child)
+    return sorted(found)
 
 
 def vendor(pins: list[str], target: Path) -> None:

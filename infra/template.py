@@ -414,7 +414,6 @@ def environment(stack: Stack) -> Json:
         "HELPDESK_MAIL_SENDER": {"Ref": "MailSender"},
         "HELPDESK_SUPPORT_TEAM_EMAIL": {"Ref": "SupportTeamEmail"},
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",  # responses carry emails
     }
     for key, table_id in sorted(resources.TABLE_IDS.items()):
         variables[f"HELPDESK_{key.upper()}_TABLE"] = {"Ref": table_id}

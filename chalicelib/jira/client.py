@@ -25,7 +25,7 @@ from chalicelib.errors import (
     JiraRejected,
     JiraUnavailable,
 )
-from chalicelib.observability import logger, mask_email, record_jira_call, tracer
+from chalicelib.observability import logger, mask_email, record_jira_call
 
 _SD = "/rest/servicedeskapi"
 
@@ -231,7 +231,6 @@ class JsmClient:
 
     # --- the edge -----------------------------------------------------------------------------
 
-    @tracer.capture_method(capture_response=False)  # responses carry emails: keep them out
     def _request(
         self,
         method: str,

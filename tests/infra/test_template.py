@@ -100,6 +100,15 @@ def test_zip_is_small_and_built_for_lambda(synthesized: SynthResult) -> None:
     assert not [n for n in names if "__pycache__" in n]
 
 
+def test_zip_leaves_out_the_xray_sdk_and_what_the_runtime_ships(synthesized: SynthResult) -> None:
+    # Given the deployment package
+    assert synthesized.package is not None
+    tops = {n.split("/")[0] for n in zipfile.ZipFile(synthesized.package).namelist()}
+    # Then no X-Ray SDK (active tracing needs none) and no copy of botocore's own dependencies
+    assert tops & {"aws_xray_sdk", "wrapt"} == set()
+    assert tops & {"urllib3", "jmespath", "dateutil", "six.py"} == set()
+
+
 # --- workflows ------------------------------------------------------------------------------
 
 
