@@ -17,7 +17,7 @@ PRICE_REGION = "us-east-1"
 PRICES_AS_OF = "2026-11-23"
 SFN_STANDARD_PER_TRANSITION = 0.025 / 1_000
 LAMBDA_PER_REQUEST = 0.20 / 1_000_000
-LAMBDA_PER_GB_SECOND = 0.0000166667  # x86_64
+LAMBDA_PER_GB_SECOND = 0.0000133334  # arm64 (x86_64: 0.0000166667), .chalice lambda_architecture
 # On-demand throughput since AWS's 50% cut of 2024-11-01 (it was $1.25 / $0.25 per million).
 DYNAMODB_PER_WRITE_UNIT = 0.625 / 1_000_000
 DYNAMODB_PER_READ_UNIT = 0.125 / 1_000_000
@@ -136,7 +136,7 @@ def cost_lines(counts: LifecycleCounts) -> list[CostLine]:
             "Lambda duration",
             f"{gb_seconds:.3f} GB-s ({ASSUMED_TASK_MS} ms/task, {ASSUMED_API_MS} ms/API call, "
             f"{LAMBDA_MEMORY_GB * 1024:.0f} MB)",
-            "$0.0000166667 / GB-s",
+            f"${LAMBDA_PER_GB_SECOND:.10f} / GB-s (arm64)",
             gb_seconds * thousand * LAMBDA_PER_GB_SECOND,
         ),
         CostLine(

@@ -1,6 +1,7 @@
 """`make synth`: the deployable CloudFormation template and Lambda zip in `infra/out/`, offline.
 
-1. Vendor the runtime dependencies for Lambda (manylinux2014 x86_64, CPython 3.11) with
+1. Vendor the runtime dependencies for Lambda (manylinux2014 for the functions' architecture,
+   `lambda_architecture` in `.chalice/config.json`: arm64, CPython 3.11) with
    `pip install --no-deps`, at exactly the versions installed in this venv (the ones the tests
    ran against), leaving out what the Lambda runtime already has (boto3, botocore, s3transfer
    and their dependencies): PynamoDB would otherwise pull botocore and make the zip ~18 MB.
@@ -30,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from chalice.cli.factory import CLIFactory
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -41,7 +43,12 @@ from .functions import app_functions
 from .resources import ROOT
 
 OUT = ROOT / "infra" / "out"
-PLATFORM = "manylinux2014_x86_64"  # Amazon Linux 2 (glibc 2.26) runs manylinux2014 wheels
+# Lambda architecture (Chalice's `lambda_architecture`) → pip platform tag and machine name.
+# Amazon Linux 2 (glibc 2.26) runs manylinux2014 wheels on both.
+PLATFORMS = {
+    "arm64": ("manylinux2014_aarch64", "aarch64"),
+    "x86_64": ("manylinux2014_x86_64", "x86_64"),
+}
 PYTHON_VERSION = "3.11"
 # Already in the Lambda Python runtime: the SDK and its own dependencies. Vendoring botocore
 # alone would add ~13 MB; a vendored urllib3 or jmespath would shadow the runtime's compiled copy
@@ -56,7 +63,6 @@ MARKER_ENVIRONMENT = {
     "platform_python_implementation": "CPython",
     "sys_platform": "linux",
     "platform_system": "Linux",
-    "platform_machine": "x86_64",
     "os_name": "posix",
 }
 MAX_ZIP_BYTES = 15 * 1024 * 1024
@@ -77,16 +83,28 @@ class SynthResult:
 # --- vendoring ------------------------------------------------------------------------------
 
 
-def _applies(requirement: Requirement, extras: set[str]) -> bool:
+def lambda_architecture(stage: str) -> str:
+    """The functions' architecture for `stage`, as `chalice package` will declare it."""
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=stage)
+    architecture = str(config.lambda_architecture)
+    if architecture not in PLATFORMS:
+        raise SystemExit(f"lambda_architecture {architecture!r} is not one of {sorted(PLATFORMS)}")
+    return architecture
+
+
+def _applies(requirement: Requirement, extras: set[str], machine: str = "aarch64") -> bool:
     if requirement.marker is None:
         return True
+    environment = {**MARKER_ENVIRONMENT, "platform_machine": machine}
     return any(
-        Marker(str(requirement.marker)).evaluate({**MARKER_ENVIRONMENT, "extra": extra})
+        Marker(str(requirement.marker)).evaluate({**environment, "extra": extra})
         for extra in extras | {""}
     )
 
 
-def runtime_pins(requirements_file: Path = ROOT / "requirements.txt") -> list[str]:
+def runtime_pins(
+    requirements_file: Path = ROOT / "requirements.txt", machine: str = "aarch64"
+) -> list[str]:
     """`name==version` of every runtime dependency (transitively), as installed in this venv."""
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -111,7 +129,7 @@ def runtime_pins(requirements_file: Path = ROOT / "requirements.txt") -> list[st
         pins[name] = version
         for raw in metadata.requires(name) or []:
             child = Requirement(raw)
-            if _applies(child, set(extras)):
+            if _applies(child, set(extras), machine):
                 queue.append(child)
     return sorted(f"{name}=={version}" for name, version in pins.items())
 
@@ -133,8 +151,9 @@ def dependency_closure(names: list[str]) -> list[str]:
     return sorted(found)
 
 
-def vendor(pins: list[str], target: Path) -> None:
-    """Install `pins` for Lambda into `target` (reused while the pins are the same)."""
+def vendor(pins: list[str], target: Path, architecture: str = "arm64") -> None:
+    """Install `pins` for Lambda on `architecture` into `target` (reused while unchanged)."""
+    platform, machine = PLATFORMS[architecture]
     stamp = target / ".pins"
     wanted = "\n".join(pins)
     if stamp.exists() and stamp.read_text() == wanted:
@@ -153,7 +172,7 @@ def vendor(pins: list[str], target: Path) -> None:
         "--target",
         str(target),
         "--platform",
-        PLATFORM,
+        platform,
         "--only-binary=:all:",
         "--python-version",
         PYTHON_VERSION,
@@ -167,13 +186,11 @@ def vendor(pins: list[str], target: Path) -> None:
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
     extensions = [p.name for p in target.rglob("*.so")]
-    wrong = [name for name in extensions if "x86_64-linux-gnu" not in name and "abi3" not in name]
+    wrong = [n for n in extensions if f"{machine}-linux-gnu" not in n and "abi3" not in n]
     if wrong:
-        raise SystemExit(f"vendored extensions are not for Linux x86_64: {wrong}")
-    if not any(
-        name.startswith("_pydantic_core.cpython-311-x86_64-linux-gnu") for name in extensions
-    ):
-        raise SystemExit("pydantic-core was not vendored as a CPython 3.11 Linux wheel")
+        raise SystemExit(f"vendored extensions are not for Linux {machine}: {wrong}")
+    if not any(n.startswith(f"_pydantic_core.cpython-311-{machine}-linux-gnu") for n in extensions):
+        raise SystemExit(f"pydantic-core was not vendored as a CPython 3.11 Linux {machine} wheel")
     stamp.write_text(wanted)
 
 
@@ -271,10 +288,12 @@ def synth(
     pins: list[str] = []
     vendor_dir: Path | None = None
     if not template_only:
-        pins = runtime_pins()
+        architecture = lambda_architecture(stage)
+        platform, machine = PLATFORMS[architecture]
+        pins = runtime_pins(machine=machine)
         digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
-        vendor_dir = vendor_cache / f"{PLATFORM}-cp311-{digest}"
-        vendor(pins, vendor_dir)
+        vendor_dir = vendor_cache / f"{platform}-cp311-{digest}"
+        vendor(pins, vendor_dir, architecture)
     stage_project(stage, build, vendor_dir)
 
     extra = template.build(stage, app_functions(stage))

@@ -93,11 +93,38 @@ def test_zip_is_small_and_built_for_lambda(synthesized: SynthResult) -> None:
     assert "app.py" in names
     assert "chalicelib/store/tables.py" in names
     assert any(
-        re.match(r"pydantic_core/_pydantic_core\.cpython-311-x86_64-linux-gnu\.so$", n)
+        re.match(r"pydantic_core/_pydantic_core\.cpython-311-aarch64-linux-gnu\.so$", n)
         for n in names
     )
     assert not [n for n in names if n.split("/")[0] in {"boto3", "botocore", "s3transfer"}]
     assert not [n for n in names if "__pycache__" in n]
+
+
+def test_functions_run_on_arm64_with_a_zip_built_for_it(
+    synthesized: SynthResult, resources_of: Json
+) -> None:
+    # Given every packaged function / Then it runs on Graviton
+    functions = of_type(resources_of, "AWS::Serverless::Function")
+    assert functions
+    for rid, function in functions.items():
+        assert function["Properties"]["Architectures"] == ["arm64"], rid
+    # And every compiled extension in the zip is an aarch64 (or abi3 aarch64-tagged) build
+    assert synthesized.package is not None
+    extensions = [n for n in zipfile.ZipFile(synthesized.package).namelist() if n.endswith(".so")]
+    assert extensions
+    assert [n for n in extensions if "x86_64" in n] == []
+
+
+def test_only_the_api_function_has_the_api_handler(resources_of: Json) -> None:
+    # app.py registers the routes only where Lambda's _HANDLER is the API's (cold start)
+    import app  # noqa: PLC0415
+
+    handlers = {
+        rid: f["Properties"]["Handler"]
+        for rid, f in of_type(resources_of, "AWS::Serverless::Function").items()
+    }
+    assert handlers.pop("APIHandler") == app.API_HANDLER
+    assert app.API_HANDLER not in handlers.values()
 
 
 def test_zip_leaves_out_the_xray_sdk_and_what_the_runtime_ships(synthesized: SynthResult) -> None:
