@@ -15,9 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # (The grep drops pip's warnings about missing local package mirrors some machines configure.)
-$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+$(STAMP): requirements.txt requirements-dev.txt requirements-dev-nodeps.txt | $(BIN)/python
 	@echo "Installing dependencies into $(VENV) (about a minute the first time)..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-dev-nodeps.txt 2>&1 \
 		| { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $(STAMP)
 

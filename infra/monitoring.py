@@ -74,6 +74,19 @@ def alarms(w: Watched) -> dict[str, Json]:
             threshold=1,
             topic_id=w.topic_id,
         )
+    # Recorded failures end their executions like successes do: this is what says a grant failed.
+    resources["GrantsFailedAlarm"] = _alarm(
+        "Grants moved to activation_failed or deletion_failed (Jira refused, auth, rate limit "
+        "exhausted, or the workflow could not start). Run the 'Failed grants today' query; "
+        "retry with POST .../retry once the cause is fixed.",
+        {
+            "Namespace": w.namespace,
+            "MetricName": "GrantsFailed",
+            "Dimensions": [SERVICE_DIMENSION],
+        },
+        threshold=1,
+        topic_id=w.topic_id,
+    )
     resources["HrDeadLetterAlarm"] = _alarm(
         "HR events reached the dead-letter queue (3 failed receives): replay or discard them "
         "(docs/operations.md).",

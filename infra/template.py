@@ -34,12 +34,16 @@ API_GATEWAY_STAGE = "api"  # .chalice/config.json api_gateway_stage
 @dataclass(frozen=True)
 class StageSettings:
     log_retention_days: int
+    api_rate_limit: float  # requests per second, steady, over the whole stage
+    api_burst_limit: int
 
 
 # Audit questions reach back further in prod; the activity table keeps everything regardless.
+# The console's backend is the API's one caller: prod leaves room for a batch of grant POSTs
+# (SPEC: ≤ 100 per batch) on top of its reads; dev is a few people clicking.
 STAGES: dict[str, StageSettings] = {
-    "dev": StageSettings(log_retention_days=30),
-    "prod": StageSettings(log_retention_days=365),
+    "dev": StageSettings(log_retention_days=30, api_rate_limit=20, api_burst_limit=40),
+    "prod": StageSettings(log_retention_days=365, api_rate_limit=100, api_burst_limit=200),
 }
 
 # The setting (chalicelib/config.py) that carries each state machine's ARN.
@@ -57,7 +61,14 @@ EVENT_BUS_ID = "EventBus"
 HR_QUEUE_ID = "HrEventsQueue"
 HR_DEAD_LETTER_QUEUE_ID = "HrEventsDeadLetterQueue"
 ALARM_TOPIC_ID = "AlarmTopic"
+API_ACCESS_LOG_GROUP_ID = "ApiAccessLogGroup"
 TWO_WEEKS = 14 * 24 * 3600
+API_GATEWAY_TIMEOUT_SECONDS = 29  # REST API integration timeout: the API function must end first
+DEFAULT_LAMBDA_TIMEOUT = 30  # .chalice/config.json lambda_timeout, what a new consumer gets
+# Resources with fixed physical names that outlive the stack (data, audit logs). Retained when
+# the stack is deleted or a change replaces them, but removed when the stack's first create
+# rolls back, so a failed first deploy does not leave names that block the next one.
+_RETAINED = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
 
 
 @dataclass(frozen=True)
@@ -132,11 +143,20 @@ PARAMETERS: Json = {
         "Default": "",
         "Description": "Subscribed to the alarm topic when set (confirm the email AWS sends)",
     },
+    "MailIdentityExists": {
+        "Type": "String",
+        "Default": "true",
+        "AllowedValues": ["true", "false"],
+        "Description": "true: MailSender's domain is already an SES identity in this account and "
+        "region (used as it is); false: the stack creates it (DKIM records in the outputs)",
+    },
 }
 
 CONDITIONS: Json = {
     "HasPortalUrl": {"Fn::Not": [{"Fn::Equals": [{"Ref": "PortalUrl"}, ""]}]},
     "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+    # Creating an identity that exists fails the whole deploy: SES has one per domain and region.
+    "CreatesMailIdentity": {"Fn::Equals": [{"Ref": "MailIdentityExists"}, "false"]},
 }
 
 
@@ -160,8 +180,9 @@ def tables(stack: Stack) -> dict[str, Json]:
         found[resources.TABLE_IDS[key]] = {
             "Type": "AWS::DynamoDB::Table",
             # The activity table is the audit record; none of them is dropped with the stack.
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
+            # Deletion protection also holds on a rolled-back first create: `make deploy`
+            # removes such an empty table before creating the stack again (infra/deploy.py).
+            **_RETAINED,
             "Properties": props,
         }
     return found
@@ -300,8 +321,10 @@ _TRANSIENT = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
 
 def hr_queues(stack: Stack) -> dict[str, Json]:
     """The HR events queue (SPEC §4) and its dead-letter queue (after 3 receives)."""
-    # AWS's rule for Lambda consumers: visibility ≥ 6 × the function timeout.
-    visibility = 6 * max(f.timeout for f in stack.functions)
+    # AWS's rule for Lambda consumers: visibility ≥ 6 × the consumer's timeout (not the drift
+    # job's 15 minutes: a message a consumer failed would wait that long to come back).
+    consumers = [f.timeout for f in stack.functions if f.sqs_event_ids]
+    visibility = 6 * max(consumers, default=DEFAULT_LAMBDA_TIMEOUT)
     return {
         HR_DEAD_LETTER_QUEUE_ID: {
             "Type": "AWS::SQS::Queue",
@@ -362,6 +385,7 @@ def mail(stack: Stack) -> dict[str, Json]:
         },
         "MailIdentity": {
             "Type": "AWS::SES::EmailIdentity",
+            "Condition": "CreatesMailIdentity",
             "Properties": {
                 "EmailIdentity": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "MailSender"}]}]},
                 # Applies to every email sent from the identity, so the code names no set.
@@ -431,8 +455,7 @@ def environment(stack: Stack) -> Json:
 def _log_group(name: str, retention_days: int) -> Json:
     return {
         "Type": "AWS::Logs::LogGroup",
-        "DeletionPolicy": "Retain",
-        "UpdateReplacePolicy": "Retain",
+        **_RETAINED,
         "Properties": {"LogGroupName": name, "RetentionInDays": retention_days},
     }
 
@@ -521,18 +544,68 @@ def gateway_responses() -> Json:
     return found
 
 
+# One JSON line per request. No headers or bodies: tokens and emails stay out.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "sourceIp": "$context.identity.sourceIp",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "path": "$context.path",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "responseLatency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "errorType": "$context.error.responseType",
+        "xrayTraceId": "$context.xrayTraceId",
+    },
+    separators=(",", ":"),
+)
+
+
 def rest_api(stack: Stack) -> dict[str, Json]:
+    """The API's stage: throttled, traced and access-logged; problem+json for its own errors.
+
+    No CORS: the project console's backend calls the API, browsers never do (docs/decisions.md).
+    """
     name = stack.prefix  # one API name per stage, so their metrics do not mix
+    settings = stack.settings
+    api_function = next((f for f in stack.functions if f.kind == "api"), None)
+    if api_function is not None and api_function.timeout >= API_GATEWAY_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"the API function's timeout ({api_function.timeout} s) must be below API "
+            f"Gateway's {API_GATEWAY_TIMEOUT_SECONDS} s (lambda_timeout in .chalice/config.json)"
+        )
     return {
+        API_ACCESS_LOG_GROUP_ID: _log_group(
+            f"/aws/apigateway/{stack.prefix}/access", settings.log_retention_days
+        ),
         "RestAPI": {
             "Properties": {
                 "Name": name,
+                # Any value stops SAM from also deploying a stage named "Stage".
+                "OpenApiVersion": "2.0",
+                "TracingEnabled": True,
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": settings.api_rate_limit,
+                        "ThrottlingBurstLimit": settings.api_burst_limit,
+                    }
+                ],
+                "AccessLogSetting": {
+                    "DestinationArn": {"Fn::GetAtt": [API_ACCESS_LOG_GROUP_ID, "Arn"]},
+                    "Format": ACCESS_LOG_FORMAT,
+                },
                 "DefinitionBody": {
                     "info": {"title": name},
                     "x-amazon-apigateway-gateway-responses": gateway_responses(),
                 },
             }
-        }
+        },
     }
 
 
@@ -562,6 +635,7 @@ def outputs(stack: Stack) -> Json:
         found[f"{machine_id}Arn"] = {"Value": {"Ref": machine_id}}
     for n in (1, 2, 3):
         found[f"MailDkimRecord{n}"] = {
+            "Condition": "CreatesMailIdentity",
             "Description": "CNAME to publish in the sender domain's DNS (SES Easy DKIM)",
             "Value": {
                 "Fn::Join": [

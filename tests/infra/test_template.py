@@ -18,7 +18,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 
 from chalicelib.config import REQUIRED_OUTSIDE_LOCAL, load_settings
-from infra import access, resources, template
+from infra import access, deploy, resources, template
 from infra.functions import Function, app_functions
 from infra.synth import MAX_ZIP_BYTES, SynthResult, synth
 
@@ -177,7 +177,9 @@ def test_every_table_is_on_demand_recoverable_and_protected(resources_of: Json) 
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["DeletionProtectionEnabled"] is True
-        assert table["DeletionPolicy"] == "Retain"
+        # Kept when the stack goes or replaces them; dropped when the first create rolls back
+        assert table["DeletionPolicy"] == "RetainExceptOnCreate"
+        assert table["UpdateReplacePolicy"] == "Retain"
     idempotency = tables[resources.TABLE_IDS["idempotency"]]["Properties"]
     assert idempotency["TimeToLiveSpecification"] == {
         "AttributeName": "expiration",
@@ -358,6 +360,21 @@ def test_every_setting_a_deployed_function_needs_is_in_its_environment(stage: st
     assert load_settings(resolved).stage == stage
 
 
+def test_fixed_name_tables_and_log_groups_do_not_block_the_next_create(resources_of: Json) -> None:
+    # Given every resource whose physical name we fix and keep beyond the stack
+    kept = {
+        rid: body
+        for rid, body in resources_of.items()
+        if body["Type"] in ("AWS::DynamoDB::Table", "AWS::Logs::LogGroup")
+    }
+    assert kept
+    for rid, body in kept.items():
+        # Then a rolled-back first create removes it, anything later keeps it
+        assert body["DeletionPolicy"] == "RetainExceptOnCreate", rid
+        assert body["UpdateReplacePolicy"] == "Retain", rid
+    assert not [rid for rid, b in resources_of.items() if b.get("DeletionPolicy") == "Retain"]
+
+
 def test_every_function_logs_to_a_retained_group(resources_of: Json) -> None:
     for rid, function in of_type(resources_of, "AWS::Serverless::Function").items():
         log_group = resources_of[f"{rid}LogGroup"]
@@ -389,6 +406,106 @@ def test_gateway_errors_are_problem_json(resources_of: Json) -> None:
         assert problem["type"].startswith("/problems/")
         assert str(problem["status"]) == response["statusCode"]
     assert not [r for r in resources_of.values() if r["Type"] == "AWS::ApiGateway::Authorizer"]
+
+
+def test_the_api_stage_is_throttled_traced_and_access_logged(resources_of: Json) -> None:
+    props = resources_of["RestAPI"]["Properties"]
+    assert props["TracingEnabled"] is True
+    (everything,) = props["MethodSettings"]
+    assert (everything["ResourcePath"], everything["HttpMethod"]) == ("/*", "*")
+    assert everything["ThrottlingRateLimit"] == template.STAGES[STAGE].api_rate_limit
+    assert everything["ThrottlingBurstLimit"] == template.STAGES[STAGE].api_burst_limit
+    destination = props["AccessLogSetting"]["DestinationArn"]
+    (group_id, attribute) = destination["Fn::GetAtt"]
+    assert attribute == "Arn"
+    assert resources_of[group_id]["Type"] == "AWS::Logs::LogGroup"
+    fields = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "resourcePath", "responseLatency"} <= set(fields)
+    # No header or body: tokens and emails stay out of the access log
+    assert "Authorization" not in props["AccessLogSetting"]["Format"]
+
+
+def test_the_api_function_times_out_before_api_gateway(resources_of: Json) -> None:
+    # API Gateway gives up after 29 s: the function must stop (and log) first
+    timeout = resources_of["APIHandler"]["Properties"]["Timeout"]
+    assert 0 < timeout < template.API_GATEWAY_TIMEOUT_SECONDS
+
+
+def test_the_drift_job_has_the_time_its_work_needs(resources_of: Json) -> None:
+    # Every project's organization is read from JSM, page by page: 30 s would cut it short
+    assert resources_of["CheckDrift"]["Properties"]["Timeout"] == 900
+    # And the HR queue's visibility follows its consumers, not the slowest function
+    queue = resources_of[template.HR_QUEUE_ID]["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * template.DEFAULT_LAMBDA_TIMEOUT
+
+
+def test_the_api_is_server_to_server_without_cors(resources_of: Json) -> None:
+    # docs/decisions.md: the console's backend calls the API, browsers never do
+    body = resources_of["RestAPI"]["Properties"]["DefinitionBody"]
+    methods = {method for path in body["paths"].values() for method in path}
+    assert "options" not in methods
+    assert "Access-Control-" not in json.dumps(body)
+    import app  # noqa: PLC0415
+
+    assert not [
+        path
+        for path, methods_ in app.app.routes.items()
+        for entry in methods_.values()
+        if entry.cors
+    ]
+
+
+def test_the_mail_identity_is_created_only_when_asked(cfn: Json) -> None:
+    # Given an account whose sender domain is already an SES identity (the default)
+    parameter = cfn["Parameters"]["MailIdentityExists"]
+    assert parameter["Default"] == "true"
+    assert parameter["AllowedValues"] == ["true", "false"]
+    # Then the stack creates the identity (and outputs its DKIM records) only on request
+    assert cfn["Resources"]["MailIdentity"]["Condition"] == "CreatesMailIdentity"
+    dkim = {k: v for k, v in cfn["Outputs"].items() if k.startswith("MailDkimRecord")}
+    assert dkim
+    assert {v["Condition"] for v in dkim.values()} == {"CreatesMailIdentity"}
+    assert cfn["Conditions"]["CreatesMailIdentity"] == {
+        "Fn::Equals": [{"Ref": "MailIdentityExists"}, "false"]
+    }
+
+
+# --- after the SAM transform ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def transformed(synthesized: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged template after the SAM transform (aws-sam-translator, offline)."""
+    from samtranslator.translator.transform import transform  # noqa: PLC0415
+
+    class NoManagedPolicies:  # our functions name their roles: no managed policy to look up
+        def load(self) -> dict[str, str]:
+            return {}
+
+    body = deploy.point_code_at(
+        json.loads(Path(synthesized.template).read_text()), "artifacts", "helpdesk-access/x.zip"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        result = transform(body, {}, NoManagedPolicies())  # type: ignore[arg-type]
+    path = tmp_path_factory.mktemp("sam") / "transformed.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def test_the_transformed_template_passes_cfn_lint(transformed: Path) -> None:
+    assert lint_errors(str(transformed)) == []
+
+
+def test_sam_makes_no_extra_stage(transformed: Path) -> None:
+    # SAM's default deployment also creates a stage named "Stage" unless OpenApiVersion is set
+    resources_ = json.loads(transformed.read_text())["Resources"]
+    stages = [
+        b["Properties"]["StageName"] for b in of_type(resources_, "AWS::ApiGateway::Stage").values()
+    ]
+    assert stages == [template.API_GATEWAY_STAGE]
+    for deployment in of_type(resources_, "AWS::ApiGateway::Deployment").values():
+        assert "StageName" not in deployment["Properties"]
 
 
 # --- monitoring -----------------------------------------------------------------------------
@@ -427,6 +544,15 @@ def test_alarms_cover_workflows_api_and_jira_auth(resources_of: Json) -> None:
     assert "SweepStalledGrantsErrorsAlarm" in resources_of
 
 
+def test_failed_grants_alarm_on_their_own(resources_of: Json) -> None:
+    # A recorded failure is a grant in *_failed, whether or not its execution failed too
+    (alarm,) = [a for a in _alarms(resources_of) if a["MetricName"] == "GrantsFailed"]
+    assert alarm["Namespace"] == f"HelpdeskAccess-{STAGE}"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "helpdesk-access"}]
+    assert alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": template.ALARM_TOPIC_ID}]
+
+
 def test_dashboard_refers_only_to_resources_of_the_stack(resources_of: Json) -> None:
     (dashboard,) = of_type(resources_of, "AWS::CloudWatch::Dashboard").values()
     body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
@@ -451,7 +577,7 @@ def test_saved_queries_search_every_function_log_group(resources_of: Json) -> No
     groups = {
         g["Properties"]["LogGroupName"]
         for rid, g in of_type(resources_of, "AWS::Logs::LogGroup").items()
-        if not rid.endswith("StateMachineLogGroup")
+        if not rid.endswith("StateMachineLogGroup") and rid != template.API_ACCESS_LOG_GROUP_ID
     }
     for query in queries.values():
         assert set(query["Properties"]["LogGroupNames"]) == groups
