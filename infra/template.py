@@ -77,10 +77,11 @@ class Stack:
 
     stage: str
     functions: list[Function]
+    name_prefix: str | None = None  # instead of `helpdesk-access-<stage>` (the local stack's)
 
     @property
     def prefix(self) -> str:
-        return f"{APP_NAME}-{self.stage}"
+        return self.name_prefix or f"{APP_NAME}-{self.stage}"
 
     @property
     def namespace(self) -> str:
@@ -650,11 +651,18 @@ def outputs(stack: Stack) -> Json:
     return found
 
 
-def build(stage: str, app_functions_: list[Function] | None = None) -> Json:
-    """The merge template for `stage` (the functions default to the app's own, via Chalice)."""
+def build(
+    stage: str, app_functions_: list[Function] | None = None, *, prefix: str | None = None
+) -> Json:
+    """The merge template for `stage` (the functions default to the app's own, via Chalice).
+
+    `prefix` replaces `helpdesk-access-<stage>` in physical names: the local stack builds the
+    template with its own names and enforces the very policies it contains (local/iam.py).
+    """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}: one of {sorted(STAGES)}")
-    stack = Stack(stage, app_functions_ if app_functions_ is not None else app_functions(stage))
+    functions_ = app_functions_ if app_functions_ is not None else app_functions(stage)
+    stack = Stack(stage, functions_, prefix)
     if not stack.functions:
         raise ValueError("the app defines no Lambda function")
     found: dict[str, Json] = {}

@@ -604,6 +604,21 @@ def _verify_sender(endpoint: str, settings: Settings) -> str:
     return settings.mail_sender
 
 
+def create_secrets(
+    endpoint: str, region: str, secrets: dict[str, tuple[str, str]]
+) -> dict[str, str]:
+    """Create (or refresh) `{key: (name, value)}` in Secrets Manager; returns `{key: ARN}`."""
+    client = aws_client("secretsmanager", endpoint, region)
+    arns = {}
+    for key, (name, value) in secrets.items():
+        try:
+            arns[key] = str(client.create_secret(Name=name, SecretString=value)["ARN"])
+        except client.exceptions.ResourceExistsException:
+            client.put_secret_value(SecretId=name, SecretString=value)
+            arns[key] = str(client.describe_secret(SecretId=name)["ARN"])
+    return arns
+
+
 def _check_table_models(settings: Settings) -> None:
     # PynamoDB reads table names when chalicelib is imported: a stale import would miss tables.
     from chalicelib.store.tables import ALL_TABLES  # noqa: PLC0415

@@ -32,6 +32,7 @@ from local.aws import (
     Provisioned,
     Undo,
     aws_client,
+    create_secrets,
     free_port,
     install_backend_list_cache,
     install_boto_client_cache,
@@ -40,6 +41,7 @@ from local.aws import (
     provision,
     reset_aws,
 )
+from local.iam import IamEnforcer, local_policies, local_template, secret_names
 from local.jsm_emulator import JsmEmulator
 from local.mailbox import Mailbox
 
@@ -54,6 +56,12 @@ PORT_ENV = {
     "mail": "HELPDESK_MAIL_PORT",
 }
 SQS_WAIT_SECONDS = 1  # long poll: HR events reach their handler within ~1 s (SPEC §5)
+# The secrets' values in moto: what the app reads locally without one (chalicelib/config.py).
+LOCAL_SECRETS = {
+    "jira_token": ("HELPDESK_JIRA_TOKEN", "local-token"),
+    "jwt": ("HELPDESK_JWT_SECRET", "local-dev-secret"),
+    "hr_webhook": ("HELPDESK_HR_WEBHOOK_SECRET", "local-hr-secret"),
+}
 
 log = logging.getLogger("local.stack")
 
@@ -243,10 +251,13 @@ class LocalStack:
         mail_port: int | None = None,
         fast_clock_scale: float | None = None,
         access_log: bool = False,
+        enforce_iam: bool = True,
     ) -> None:
         self._requested = {"api": api_port, "aws": aws_port, "jira": jira_port, "mail": mail_port}
         self._fast_clock_scale = fast_clock_scale
         self._access_log = access_log
+        self._enforce_iam = enforce_iam
+        self.iam: IamEnforcer | None = None
         self.ports: dict[str, int] = {}
         self.jira: JsmEmulator | None = None
         self.mailbox: Mailbox | None = None
@@ -330,9 +341,27 @@ class LocalStack:
         settings = get_settings()
         self.provisioned = provision(settings, self.app, self.aws_url)
         self._set_env("HELPDESK_HR_QUEUE_URL", self.provisioned.hr_queue_url)
+        # The secrets under the template's names, their ARNs in the settings as the template
+        # sets them, and each function's role from the same template (local/iam.py).
+        built, functions = local_template()
+        values = {
+            key: os.environ.get(env, default) for key, (env, default) in LOCAL_SECRETS.items()
+        }
+        secrets = create_secrets(
+            self.aws_url,
+            settings.region,
+            {key: (name, values[key]) for key, name in secret_names(built).items()},
+        )
+        policies = local_policies(built, functions, settings, self.provisioned, secrets, ACCOUNT_ID)
+        for name, value in policies.environment.items():
+            self._set_env(name, value)
         clear_app_caches()
 
         self._undo.append(install_lambda_bridge(self.app))
+        if self._enforce_iam:
+            self.iam = IamEnforcer(policies, settings.region, ACCOUNT_ID)
+            self.iam.install(self.app)
+            self._undo.append(self.iam.uninstall)
         if self._fast_clock_scale is not None:
             self.fast_clock = FastClock(self._fast_clock_scale)
             self.fast_clock.start()
@@ -391,6 +420,7 @@ class LocalStack:
             self.mailbox.stop()
         while self._undo:
             self._undo.pop()()
+        self.iam = None
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
@@ -405,6 +435,8 @@ class LocalStack:
 
         assert self.jira is not None
         assert self.provisioned is not None
+        if self.iam is not None:
+            self.iam.take_denials()
         self.jira.reset()
         reset_aws(self.provisioned, get_settings(), self.aws_url)
         if self.mailbox is not None:

@@ -22,10 +22,17 @@ def running_stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def stack(running_stack: LocalStack) -> LocalStack:
-    """The stack with empty tables, queues, outbox and a fresh JSM site."""
+def stack(running_stack: LocalStack) -> Iterator[LocalStack]:
+    """The stack with empty tables, queues, outbox and a fresh JSM site.
+
+    Every function runs with its own role from the template (local/iam.py): a call its role
+    does not allow fails as in AWS, and fails the test here even if the code swallowed it.
+    """
     running_stack.reset()
-    return running_stack
+    yield running_stack
+    assert running_stack.iam is not None
+    denied = running_stack.iam.take_denials()
+    assert denied == [], "calls the functions' roles do not allow (local/iam.py)"
 
 
 @pytest.fixture

@@ -1,31 +1,38 @@
-"""Every AWS call each Lambda makes is one its declared access allows (`infra/access.py`).
+"""Every AWS call each Lambda makes is one its role allows, as in AWS.
 
-The local stack runs the real flows (API over HTTP, the real ASL calling the task handlers,
-the sweeper) while every botocore call is recorded with the function it was made for. A call
-outside the function's declaration would be an `AccessDenied` in AWS: this finds it offline.
+The replay runs the real flows (API over HTTP, the real ASL calling the task handlers, the
+sweeper) while every botocore call is recorded with the function it was made for, and checks
+them against the declared access (`infra/access.py`), both ways. The local stack itself refuses
+any call a function's role in the template does not allow (local/iam.py); the tests at the end
+show that removing one permission from one role fails the flow as it would in AWS.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from chalice.app import Chalice
 
 from chalicelib.api.auth import issue_token
 from chalicelib.config import get_settings
 from chalicelib.domain.models import iso, utc_now
-from infra import access
-from infra.functions import API_HANDLER
+from infra import access, template
+from infra.functions import API_HANDLER, app_functions
+from infra.synth import synth
 from local.aws import aws_client, invoke_handler
 from local.stack import LocalStack
+from tests.helpers import ACME_PM, Api, Seeder, settled_grant
 
 pytestmark = pytest.mark.slow
 
@@ -385,6 +392,9 @@ def test_every_call_is_allowed_by_the_functions_declared_access(
     calls, stack = recorded
     # When every flow runs through the local stack
     _exercise(stack)
+    # Then no call was refused by the role the template gives the function (local/iam.py)
+    assert stack.iam is not None
+    assert stack.iam.take_denials() == []
     # Then each function only made calls its declaration allows
     denied = sorted(
         {
@@ -409,3 +419,137 @@ def test_every_call_is_allowed_by_the_functions_declared_access(
         for action in actions
     }
     assert sorted(declared - used - NOT_EXERCISED) == []
+
+
+# --- each function's role, enforced (issue 12, item 1) -------------------------------------------
+
+
+def lifecycle(api: Api, seed: Seeder) -> tuple[str | None, str | None]:
+    """Activation of a new JSM account, then its removal: `(activated status, removal status)`."""
+    seed.demo()
+    answer = api.post("/projects/demo/grants", {"contact_id": "dev-1"}, ACME_PM)
+    if answer.status != 202:
+        return f"POST {answer.status}", None
+    activated = settled_grant(api, "demo", "dev-1")
+    status = None if activated is None else str(activated["status"])
+    if status != "activated":
+        return status, None
+    assert api.delete("/projects/demo/grants/dev-1", ACME_PM).status == 202
+    removed = settled_grant(api, "demo", "dev-1")
+    return status, "removed" if removed is None else str(removed["status"])
+
+
+def test_activation_and_removal_run_with_each_functions_own_role(
+    stack: LocalStack, api: Api, seed: Seeder
+) -> None:
+    # Given every function limited to its role in the template (the stack fixture checks
+    # that no call was refused) / When a grant is activated and removed / Then both succeed
+    assert stack.iam is not None
+    assert lifecycle(api, seed) == ("activated", "removed")
+
+
+@pytest.mark.parametrize(
+    ("function", "action", "expected"),
+    [
+        ("api_handler", "states:StartExecution", ("POST 503", None)),
+        ("ensure_customer", "secretsmanager:GetSecretValue", ("activation_failed", None)),
+        ("complete_activation", "dynamodb:UpdateItem", ("activation_failed", None)),
+        ("leave_service_desk", "dynamodb:Query", ("activated", "deletion_failed")),
+        # Events are published after the commit and a failure to publish is only logged: the
+        # grant is removed, but the refused call is still reported (and fails any other test).
+        ("complete_removal", "events:PutEvents", ("activated", "removed")),
+    ],
+)
+def test_removing_one_permission_from_one_role_fails_like_aws(
+    stack: LocalStack,
+    api: Api,
+    seed: Seeder,
+    function: str,
+    action: str,
+    expected: tuple[str | None, str | None],
+) -> None:
+    # Given one permission taken from one function's role
+    assert stack.iam is not None
+    with stack.iam.withdrawn(function, action):
+        # When a grant goes through its lifecycle
+        outcome = lifecycle(api, seed)
+    # Then that function's call was refused as AWS refuses it, and the flow shows it
+    denied = {(d.function, d.action) for d in stack.iam.take_denials()}
+    assert denied == {(function, action)}
+    assert outcome == expected
+
+
+def test_steps_without_jira_calls_hold_no_jira_token(
+    stack: LocalStack, api: Api, seed: Seeder
+) -> None:
+    # Given the completion and failure steps, whose roles hold no secret at all (the JSM client
+    # reads its token on its first call, and these steps never call JSM)
+    assert stack.iam is not None
+    assert stack.jira is not None
+    for function in ("complete_activation", "complete_removal", "record_failure"):
+        assert access.ACCESS[function].secrets == frozenset(), function
+    try:
+        # When a grant is activated and removed, and an activation fails
+        outcome = lifecycle(api, seed)
+        stack.jira.set_faults(
+            [{"method": "POST", "path_regex": r"/servicedesk/1/customer$", "status": 400}]
+        )
+        api.post("/projects/demo/grants", {"contact_id": "pm-1"}, ACME_PM)
+        failed = settled_grant(api, "demo", "pm-1")
+    finally:
+        denied = stack.iam.take_denials()
+    # Then nothing was refused
+    assert denied == []
+    assert outcome == ("activated", "removed")
+    assert failed is not None
+    assert failed["status"] == "activation_failed"
+
+
+def test_the_enforced_policies_are_the_synthesized_templates(tmp_path: Path) -> None:
+    # Given the template `make synth` packages (chalice package + our merge template)
+    packaged = json.loads(Path(synth("dev", template_only=True, out=tmp_path).template).read_text())
+    # When compared with the template the local stack enforces (built with local names)
+    built = template.build("dev")
+    functions = app_functions("dev")
+    # Then every function's role statements are the same, inline policy included
+    for function in functions:
+        policy = packaged["Resources"][function.policy_id]["Properties"]["PolicyDocument"]
+        assert policy == built["Resources"][function.policy_id]["Properties"]["PolicyDocument"]
+        role = packaged["Resources"][function.role_id]["Properties"]
+        inline = [p["PolicyDocument"] for p in role.get("Policies", [])]
+        assert inline == [access.base_role_policy()], function.name
+    assert built["Resources"][function.policy_id]["Properties"]["Roles"] == [
+        {"Ref": function.role_id}
+    ]
+
+
+def test_each_function_has_its_own_caches(stack: LocalStack) -> None:
+    # Given two functions running one after the other in this one process
+    from chalicelib import services  # noqa: PLC0415
+    from chalicelib.config import get_settings as settings_of  # noqa: PLC0415
+    from local.iam import running_as  # noqa: PLC0415
+
+    with running_as("api_handler"):
+        first = services.store()
+    with running_as("complete_removal"):
+        second = services.store()
+    with running_as("api_handler"):
+        again = services.store()
+    # Then each built its own, as two Lambda containers would, and reuses it
+    assert first is not second
+    assert first is again
+    # And clearing a factory clears every function's copy
+    settings_of.cache_clear()
+    services.store.cache_clear()
+    with running_as("api_handler"):
+        assert services.store() is not first
+
+
+def test_a_call_local_iam_cannot_authorize_is_refused(stack: LocalStack) -> None:
+    from local.iam import running_as  # noqa: PLC0415
+
+    assert stack.iam is not None
+    sqs = aws_client("sqs", stack.aws_url, get_settings().region)
+    with running_as("ensure_customer"), pytest.raises(ClientError, match="not authorized"):
+        sqs.list_queues()
+    assert [d.action for d in stack.iam.take_denials()] == ["sqs:ListQueues"]
