@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
@@ -564,11 +564,13 @@ class IamEnforcer:
         saved = self.policies.statements[function]
         kept = []
         for statement in saved:
-            actions = [a for a in _as_list(statement.get("Action", [])) if a != action]
-            if "Action" in statement and not actions:
+            if action not in _as_list(statement.get("Action", [])):
+                kept.append(statement)
                 continue
-            kept.append({**statement, "Action": actions} if "Action" in statement else statement)
-        if kept == saved:
+            actions = [a for a in _as_list(statement["Action"]) if a != action]
+            if actions:
+                kept.append({**statement, "Action": actions})
+        if len(kept) == len(saved) and all(a is b for a, b in zip(kept, saved, strict=True)):
             raise ValueError(f"{function}'s role does not allow {action}: nothing to withdraw")
         self.policies.statements[function] = kept
         try:
@@ -631,7 +633,7 @@ class IamEnforcer:
         service: str,
         operation: str,
         reason: str = "no identity-based policy allows it",
-    ) -> None:
+    ) -> NoReturn:
         denial = Denial(function, action, resource, reason)
         with self._lock:
             self.denials.append(denial)
