@@ -2,7 +2,9 @@
 here, wired to their AWS and Jira adapters once per Lambda container.
 
 Adapters are cheap to build and touch AWS only when used: the Jira client reads its token on its
-first call, so a function that never calls JSM needs no permission on the secret.
+first call, so a function that never calls JSM needs no permission on the secret; and it is
+imported only by the factories that need it, so an API call that never reaches JSM does not pay
+for importing it (cold start, docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from .domain.helpdesk import HelpdeskService
 from .domain.projects import ProjectService
 from .domain.support_access import SupportAccessService
 from .events import EventBridgePublisher
-from .jira import JsmClient, jsm_client
 from .mail import SesMailer
 from .store.repository import DynamoStore
 from .workflows.starter import StepFunctionsStarter
@@ -52,11 +53,15 @@ def grants() -> GrantService:
 
 @lru_cache(maxsize=1)
 def grant_steps() -> GrantSteps:
+    from .jira import jsm_client  # noqa: PLC0415 - only the functions that call JSM import it
+
     return GrantSteps(store(), jsm_client(), mailer(), events(), get_settings().portal_url)
 
 
 @lru_cache(maxsize=1)
 def projects() -> ProjectService:
+    from .jira import jsm_client  # noqa: PLC0415 - only the functions that call JSM import it
+
     return ProjectService(store(), jsm_client())
 
 
@@ -72,6 +77,8 @@ def support_access() -> SupportAccessService:
 
 @lru_cache(maxsize=1)
 def helpdesk() -> HelpdeskService:
+    from .jira import JsmClient  # noqa: PLC0415 - only the functions that call JSM import it
+
     settings = get_settings()
     # A client of its own with a short timeout: the tab must render even when JSM is slow.
     reader = JsmClient(
