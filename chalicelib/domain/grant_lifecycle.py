@@ -173,6 +173,7 @@ class GrantLifecycle:
             uow.create_grant(grant)
         elif move.target is S.REMOVED:
             uow.delete_grant(current)
+            uow.record_last_run(grant, iso(now))
         else:
             uow.transition_grant(current, grant)
         self._keep_references(uow, current, grant)

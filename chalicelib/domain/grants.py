@@ -35,6 +35,7 @@ from .models import (
     Principal,
     Project,
     iso,
+    parse_iso,
     utc_now,
 )
 from .policies import domain_allowed, ensure_active, ensure_domain_allowed
@@ -45,6 +46,9 @@ from .projects import existing_project, member_project
 PENDING_RETRY_AFTER_SECONDS = 5
 # ... and before retrying one refused because the previous run's execution is still finishing.
 FINISHING_RETRY_AFTER_SECONDS = 1
+# A removal's execution ends within this of its outcome: a new grant of the same contact on the
+# same project waits for it only inside it (no Step Functions call on the common path).
+FINISHING_WINDOW = timedelta(minutes=5)
 # How often `add` resolves the contact again after losing a race to a concurrent change.
 ADD_ATTEMPTS = 2
 # At most one password reset email per grant in this interval (rule 6).
@@ -183,6 +187,11 @@ class GrantService:
         if existing is not None:
             self._ensure_ended(existing.lifecycle_id)
             return self._lifecycle.apply(existing, move, uow=uow)
+        if reads.last_run is not None and utc_now() - parse_iso(reads.last_run.ended_at) < (
+            FINISHING_WINDOW
+        ):
+            # Removed a moment ago: its execution may still be finishing (event, unlink).
+            self._ensure_ended(reads.last_run.lifecycle_id)
         now = iso(utc_now())
         new = Grant(
             project_id=project.project_id,

@@ -34,6 +34,15 @@ class GrantReads:
     contact: Contact | None = None  # by `contact_id`
     grant: Grant | None = None  # of (`project_id`, `contact_id`)
     email_owner: str | None = None  # the contact id that claims `email`
+    last_run: LastRun | None = None  # of a removed grant of (`project_id`, `contact_id`)
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The run that removed a grant (its item is gone): a new grant waits for its execution."""
+
+    lifecycle_id: str
+    ended_at: str
 
 
 class UnitOfWork(Protocol):
@@ -96,6 +105,10 @@ class UnitOfWork(Protocol):
 
     def release_password_reset(self, current: Grant, at: str) -> None:
         """Undo `claim_password_reset(at)` (its email could not be sent)."""
+        ...
+
+    def record_last_run(self, grant: Grant, ended_at: str) -> None:
+        """Remember the run that removed `grant` (see `GrantReads.last_run`)."""
         ...
 
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:

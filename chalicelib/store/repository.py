@@ -36,7 +36,7 @@ from ..domain.models import (
     Project,
     SupportAccess,
 )
-from ..domain.ports import GrantReads, Page, ReferenceKind
+from ..domain.ports import GrantReads, LastRun, Page, ReferenceKind
 from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
 from .tables import ActivityItem, ContactItem, GrantItem, OrganizationClaimItem, ProjectItem
@@ -392,6 +392,14 @@ class DynamoUnitOfWork:
         last = GrantItem.reset_sent_at
         self._ops.append(lambda t: t.update(item, actions=[last.remove()], condition=last == at))
 
+    def record_last_run(self, grant: Grant, ended_at: str) -> None:
+        item = ContactItem(contact_id=_last_run_key(grant.project_id, grant.contact_id))
+        actions: list[Any] = [
+            ContactItem.claimed_by.set(str(grant.lifecycle_id)),
+            ContactItem.name.set(ended_at),
+        ]
+        self._ops.append(lambda t: t.update(item, actions=actions))
+
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
         key = _reference_key(grant, kind)
         if key is None:
@@ -456,6 +464,7 @@ class DynamoStore:
         contact_keys = []
         if contact_id is not None:
             contact_keys.append({"contact_id": {"S": contact_id}})
+            contact_keys.append({"contact_id": {"S": _last_run_key(project_id, contact_id)}})
             wanted[grants] = [{"project_id": {"S": project_id}, "contact_id": {"S": contact_id}}]
         if email is not None:
             contact_keys.append({"contact_id": {"S": _claim_key(email)}})
@@ -466,7 +475,10 @@ class DynamoStore:
         reads = GrantReads(project=project)
         for raw in found[contacts]:
             item = ContactItem.from_raw_data(raw)
-            if item.claimed_by is not None:
+            if item.contact_id.startswith(_LAST_RUN):
+                run = LastRun(lifecycle_id=str(item.claimed_by), ended_at=str(item.name))
+                reads = replace(reads, last_run=run)
+            elif item.claimed_by is not None:
                 reads = replace(reads, email_owner=item.claimed_by)
             else:
                 reads = replace(reads, contact=_contact(item))
@@ -573,6 +585,15 @@ def _same_run(grant: Grant) -> Condition:
     if grant.lifecycle_id is None:
         return GrantItem.lifecycle_id.does_not_exist()
     return GrantItem.lifecycle_id == grant.lifecycle_id
+
+
+_LAST_RUN = "run#"
+
+
+def _last_run_key(project_id: str, contact_id: str) -> str:
+    """A removed grant's last run, kept in the contacts table (with the other `kind#` items:
+    it is read in the same batch as the contact), `claimed_by` = lifecycle, `name` = when."""
+    return f"{_LAST_RUN}{contact_id}#{project_id}"
 
 
 def _reference_key(grant: Grant, kind: ReferenceKind) -> str | None:

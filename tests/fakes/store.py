@@ -31,7 +31,7 @@ from chalicelib.domain.models import (
     Project,
     SupportAccess,
 )
-from chalicelib.domain.ports import GrantReads, Page, ReferenceKind
+from chalicelib.domain.ports import GrantReads, LastRun, Page, ReferenceKind
 from chalicelib.errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 
 T = TypeVar("T")
@@ -328,6 +328,12 @@ class InMemoryUnitOfWork:
 
         self._add(("grant", key), ours, apply)
 
+    def record_last_run(self, grant: Grant, ended_at: str) -> None:
+        runs = self._store._last_runs
+        key = (grant.project_id, grant.contact_id)
+        run = LastRun(lifecycle_id=str(grant.lifecycle_id), ended_at=ended_at)
+        self._add(("last-run", key), _always, lambda: runs.__setitem__(key, run))
+
     def reference(self, grant: Grant, kind: ReferenceKind, *, add: bool) -> None:
         key = grant.service_desk_id if kind == "desk" else grant.granted_by_company_id
         if not key:
@@ -384,6 +390,7 @@ class InMemoryStore:
         self._grants: dict[tuple[str, str], Grant] = {}
         self._activity: dict[tuple[str, str], ActivityEntry] = {}  # (project id, entry id)
         self._references: dict[tuple[str, str, str], set[str]] = {}  # (kind, contact, key)
+        self._last_runs: dict[tuple[str, str], LastRun] = {}  # (project, contact)
         self._failures: list[str] = []
 
     # --- failure injection --------------------------------------------------------------------
@@ -448,6 +455,7 @@ class InMemoryStore:
                 contact=self.get_contact(contact_id) if contact_id else None,
                 grant=self.get_grant(project_id, contact_id) if contact_id else None,
                 email_owner=self._email_claims.get(_claim_key(email)) if email else None,
+                last_run=self._last_runs.get((project_id, contact_id)) if contact_id else None,
             )
 
     def organization_owner(self, organization_id: str) -> str | None:

@@ -684,19 +684,23 @@ def test_a_new_run_waits_for_the_previous_execution_to_end(service, store, workf
     assert len(workflows.starts) == 1
 
 
-def test_adding_again_while_the_removal_execution_finishes_starts_at_once(
-    service, store, workflows, events
-):
+def test_adding_again_waits_for_the_removal_execution_to_end(service, store, workflows, events):
     # Given a grant just removed (item deleted) whose removal execution is still finishing
     store.seed(grant(PROJECT, ALICE, S.ACTIVATED))
     removing = service.remove(PM, PROJECT.project_id, ALICE.contact_id).grant
     GrantLifecycle(store, events).apply(removing, Move(S.REMOVED))
+    before = store.snapshot()
 
     # When the manager adds the contact again
-    service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
+    with pytest.raises(Conflict) as refused:
+        service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
 
-    # Then the activation starts without waiting: what the finishing run still does (unlink an
-    # external, leave a desk) re-checks the contact's references, so it cannot undo this grant
-    # (tests/unit/test_lifecycle_races.py); only a grant's own previous run is waited for
-    assert workflows.is_running(removing.lifecycle_id)
+    # Then it is a 409 to retry in a moment, and nothing is written or started
+    assert refused.value.retry_after == FINISHING_RETRY_AFTER_SECONDS
+    assert store.snapshot() == before
+    assert [kind for kind, _ in workflows.starts] == ["removal"]
+
+    # When the removal execution has ended, the add goes through
+    workflows.executions[removing.lifecycle_id] = "SUCCEEDED"
+    service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
     assert [kind for kind, _ in workflows.starts] == ["removal", "activation"]
