@@ -64,8 +64,9 @@ def alarms(w: Watched) -> dict[str, Json]:
     resources: dict[str, Json] = {}
     for name, machine_id in sorted(w.state_machines.items()):
         resources[f"{machine_id}FailedAlarm"] = _alarm(
-            f"{name}: executions failed (a grant moved to *_failed, or the failure step itself "
-            "failed). Check the grant's error and the 'failed grants' query.",
+            f"{name}: executions failed without recording an outcome (the failure step itself "
+            "failed; recorded failures end their executions cleanly and raise GrantsFailed). "
+            "The sweeper marks such a grant failed within minutes; check its logs.",
             {
                 "Namespace": "AWS/States",
                 "MetricName": "ExecutionsFailed",
