@@ -137,11 +137,12 @@ ACCESS: dict[str, Access] = {
     ),
     "sweep_stalled_grants": Access(
         # Scans for stalled grants; marks those whose execution ended without an outcome.
-        # Sends the support-access emails still owed (scan of projects, run-once, mark sent).
+        # Sends the emails still owed (support-access changes: scan of projects; welcome emails SES
+        # refused at activation: scan of grants), each run-once, then marks it sent.
         tables={
             "grants": frozenset({SCAN, UPDATE}),
             "contacts": frozenset({UPDATE}),  # a failed grant no longer holds its desk
-            "projects": frozenset({SCAN, UPDATE}),
+            "projects": frozenset({GET, SCAN, UPDATE}),  # + the project's name for a welcome
             "activity": APPEND,
             "idempotency": IDEMPOTENCY,
         },

@@ -88,6 +88,18 @@ def alarms(w: Watched) -> dict[str, Json]:
         threshold=1,
         topic_id=w.topic_id,
     )
+    resources["EmailsFailedAlarm"] = _alarm(
+        "SES refused a welcome email when its grant activated (sandbox, unverified sender or "
+        "domain): the grant is activated and the email owed; the sweeper retries it every run. "
+        "Check the SES identity and sending quota.",
+        {
+            "Namespace": w.namespace,
+            "MetricName": "EmailsFailed",
+            "Dimensions": [SERVICE_DIMENSION],
+        },
+        threshold=1,
+        topic_id=w.topic_id,
+    )
     resources["HrDeadLetterAlarm"] = _alarm(
         "HR events reached the dead-letter queue (3 failed receives): replay or discard them "
         "(docs/operations.md).",

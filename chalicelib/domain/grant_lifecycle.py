@@ -139,6 +139,7 @@ class Move:
     jira_account_id: str | None = None
     account_created: bool | None = None
     error: GrantError | None = None
+    welcome_owed: bool = False
 
 
 class GrantLifecycle:
@@ -214,6 +215,12 @@ class GrantLifecycle:
         )
         return self.apply(current, move)
 
+    def welcome_sent(self, current: Grant) -> bool:
+        """An owed welcome email went out: clear the debt (False if the grant moved on)."""
+        uow = self._store.unit_of_work()
+        uow.clear_welcome_owed(current)
+        return commit_change(uow, self._events, None)
+
     def note_account_creation(self, current: Grant) -> bool:
         """Remember, before the create call, that this run is creating the JSM account: its
         answer may be lost (a timeout after JSM applied it). False if the run moved on."""
@@ -241,6 +248,7 @@ class GrantLifecycle:
             account_created=(
                 base.account_created if move.account_created is None else move.account_created
             ),
+            welcome_owed=move.welcome_owed,
         )
 
     @staticmethod

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import StaleState
+from ..errors import DependencyUnavailable, StaleState
 from . import activity
 from .changes import commit_change
 from .events import ExternalContactUnlinked
 from .grant_lifecycle import FAILED_OF, HOLDS_SERVICE_DESK, PENDING, GrantLifecycle, Move
-from .models import SYSTEM_ACTOR, Grant, GrantError, GrantStatus, Project
+from .models import SYSTEM_ACTOR, Grant, GrantError, GrantStatus
 from .ports import CustomerDirectory, EventPublisher, Mailer, Store
 
 
@@ -113,23 +113,55 @@ class GrantSteps:
             return {"activated": False, "email_sent": False}
         # A failed earlier run may have created the account: its welcome email is still owed.
         created = job.account_created or grant.account_created
+        email_failed = False
         if created:
-            project = self._store.get_project(job.project_id)
-            self._mailer.send_activation(
-                job.email,
-                job.name,
-                _name(project, job),
-                self._portal_url,
-                dedup_key=job.lifecycle_id,
-            )
+            try:
+                self._send_welcome(grant)
+            except DependencyUnavailable:
+                # SES refused (sandbox, unverified sender): the Jira work stands, the grant
+                # activates, and the email is owed to the sweeper's separate retry.
+                email_failed = True
+        detail: dict[str, Any] = {"jira_account_id": job.account_id, "account_created": created}
+        if email_failed:
+            detail["email_failed"] = True
         move = Move(
             GrantStatus.ACTIVATED,
-            detail={"jira_account_id": job.account_id, "account_created": created},
+            detail=detail,
             jira_account_id=job.account_id,
             account_created=created,
+            welcome_owed=email_failed,
         )
         activated = self._lifecycle.apply(grant, move) is not None
-        return {"activated": activated, "email_sent": created}
+        return {
+            "activated": activated,
+            "email_sent": created and not email_failed,
+            "email_failed": email_failed,
+        }
+
+    def deliver_owed_welcome_emails(self) -> int:
+        """Send the welcome emails SES refused when their grants activated (the sweeper's
+        separate retry); each once, by lifecycle run. Returns how many went out."""
+        sent = 0
+        for grant in self._store.grants_owing_welcome():
+            if grant.status is not GrantStatus.ACTIVATED:
+                continue
+            try:
+                self._send_welcome(grant)
+            except DependencyUnavailable:
+                continue  # still refused: the next sweep tries again
+            if self._lifecycle.welcome_sent(grant):
+                sent += 1
+        return sent
+
+    def _send_welcome(self, grant: Grant) -> None:
+        project = self._store.get_project(grant.project_id)
+        self._mailer.send_activation(
+            grant.email,
+            grant.name,
+            project.name if project else grant.project_id,
+            self._portal_url,
+            dedup_key=str(grant.lifecycle_id),
+        )
 
     def undo_activation(self, job: GrantJob) -> dict[str, Any]:
         """Compensation of a failed activation: take back what it added in JSM (rule 4).
@@ -273,7 +305,3 @@ class GrantSteps:
         if not job.account_id:
             raise ValueError("the workflow input carries no JSM account id")
         return job.account_id
-
-
-def _name(project: Project | None, job: GrantJob) -> str:
-    return project.name if project else job.project_id

@@ -166,6 +166,9 @@ class Grant:
     lifecycle_id: str | None = None
     # When the last password reset email went out (at most one per RESET_INTERVAL, rule 6).
     reset_sent_at: str | None = None
+    # The welcome email could not be sent when the grant activated (SES refused): the sweeper
+    # sends it (`GrantSteps.deliver_owed_welcome_emails`); the grant stays activated meanwhile.
+    welcome_owed: bool = False
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def _grant(item: GrantItem) -> Grant:
         organization_id=item.organization_id,
         granted_by_company_id=item.granted_by_company_id,
         reset_sent_at=item.reset_sent_at,
+        welcome_owed=bool(item.welcome_owed),
         jira_account_id=item.jira_account_id,
         account_created=bool(item.account_created),
         error=GrantError(**error) if error else None,
@@ -360,6 +361,9 @@ class DynamoUnitOfWork:
             GrantItem.updated_at.set(new.updated_at),
             GrantItem.error.set(asdict(new.error)) if new.error else GrantItem.error.remove(),
             GrantItem.account_created.set(new.account_created),
+            GrantItem.welcome_owed.set(True)
+            if new.welcome_owed
+            else GrantItem.welcome_owed.remove(),
         ]
         if new.lifecycle_id is not None:
             actions.append(GrantItem.lifecycle_id.set(new.lifecycle_id))
@@ -391,6 +395,12 @@ class DynamoUnitOfWork:
         item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
         last = GrantItem.reset_sent_at
         self._ops.append(lambda t: t.update(item, actions=[last.remove()], condition=last == at))
+
+    def clear_welcome_owed(self, current: Grant) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        condition = (GrantItem.status == GrantStatus.ACTIVATED.value) & _same_run(current)
+        action = GrantItem.welcome_owed.remove()
+        self._ops.append(lambda t: t.update(item, actions=[action], condition=condition))
 
     def record_last_run(self, grant: Grant, ended_at: str) -> None:
         item = ContactItem(contact_id=_last_run_key(grant.project_id, grant.contact_id))
@@ -573,6 +583,9 @@ class DynamoStore:
     def projects_owing_support_email(self) -> list[Project]:
         owed = ProjectItem.support_access["notified"] == False  # noqa: E712 - a condition
         return [_project(item) for item in ProjectItem.scan(owed)]
+
+    def grants_owing_welcome(self) -> list[Grant]:
+        return [_grant(item) for item in GrantItem.scan(GrantItem.welcome_owed == True)]  # noqa: E712
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""

@@ -111,6 +111,7 @@ class GrantItem(Model):
     # Stored under its first name; grants written before it existed are read as None.
     granted_by_company_id = UnicodeAttribute(null=True, attr_name="via_company_id")
     reset_sent_at = UnicodeAttribute(null=True)
+    welcome_owed = BooleanAttribute(null=True)
     jira_account_id = UnicodeAttribute(null=True)
     account_created = BooleanAttribute(default=False)
     error: MapAttribute[str, Any] = MapAttribute(null=True)

@@ -93,6 +93,8 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count_outcome(step: str, job: GrantJob, result: dict[str, Any]) -> None:
+    if step == "complete_activation" and result.get("email_failed"):
+        count("EmailsFailed")
     if step == "complete_activation" and result.get("activated"):
         count("GrantsActivated")
         started = ExecutionName.parse(job.lifecycle_id).started_at
@@ -107,8 +109,10 @@ def sweep() -> dict[str, Any]:
     """The scheduled sweep of stalled grants (see `domain.sweeper`)."""
     report = sweep_stalled_grants(services.store(), services.workflows(), services.events())
     emails = services.support_access().deliver_owed_emails()
-    logger.info("stalled grants swept", extra={"sweep": asdict(report), "owed_emails": emails})
-    return {**asdict(report), "owed_emails_sent": emails}
+    welcomes = services.grant_steps().deliver_owed_welcome_emails()
+    owed = {"owed_emails_sent": emails, "owed_welcome_emails_sent": welcomes}
+    logger.info("stalled grants swept", extra={"sweep": asdict(report), "owed": owed})
+    return {**asdict(report), **owed}
 
 
 def drift() -> dict[str, Any]:

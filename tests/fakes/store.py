@@ -261,6 +261,7 @@ class InMemoryUnitOfWork:
                 updated_at=written.updated_at,
                 error=written.error,
                 account_created=written.account_created,
+                welcome_owed=written.welcome_owed,
                 lifecycle_id=written.lifecycle_id or stored.lifecycle_id,
                 jira_account_id=written.jira_account_id or stored.jira_account_id,
             )
@@ -327,6 +328,23 @@ class InMemoryUnitOfWork:
             grants[key] = replace(grants[key], reset_sent_at=None)
 
         self._add(("grant", key), ours, apply)
+
+    def clear_welcome_owed(self, current: Grant) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def same_run() -> bool:
+            stored = grants.get(key)
+            return (
+                stored is not None
+                and stored.status is GrantStatus.ACTIVATED
+                and stored.lifecycle_id == current.lifecycle_id
+            )
+
+        def apply() -> None:
+            grants[key] = replace(grants[key], welcome_owed=False)
+
+        self._add(("grant", key), same_run, apply)
 
     def record_last_run(self, grant: Grant, ended_at: str) -> None:
         runs = self._store._last_runs
@@ -555,6 +573,10 @@ class InMemoryStore:
         with self._lock:
             owing = [p for p in self._projects.values() if not p.support_access.notified]
             return copy.deepcopy(owing)
+
+    def grants_owing_welcome(self) -> list[Grant]:
+        with self._lock:
+            return [copy.deepcopy(g) for g in self._grants.values() if g.welcome_owed]
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (what the sweeper scans for)."""

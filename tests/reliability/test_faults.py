@@ -110,10 +110,15 @@ def account_of(stack: LocalStack, email: str) -> str:
 
 
 def sweep(minutes_later: float = 0) -> SweepReport:
+    """The scheduled sweep as its Lambda runs it: stalled grants, then owed emails."""
     now = utc_now() + timedelta(minutes=minutes_later)
-    return sweep_stalled_grants(
+    report = sweep_stalled_grants(
         DynamoStore(), StepFunctionsStarter(), EventBridgePublisher(), now=now
     )
+    from chalicelib import services  # noqa: PLC0415 - the app's own adapters, as configured
+
+    services.grant_steps().deliver_owed_welcome_emails()
+    return report
 
 
 class RecordingRandom:
@@ -520,7 +525,7 @@ def test_task_crashing_after_the_jira_call_is_retried_idempotently(
 # --- SES failures ---------------------------------------------------------------------------
 
 
-def test_email_failing_once_is_retried_and_sent_once(
+def test_email_failing_once_activates_the_grant_and_the_sweeper_sends_it_once(
     stack: LocalStack, api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given SES fails the first activation email
@@ -537,11 +542,22 @@ def test_email_failing_once_is_retried_and_sent_once(
     # When a grant is added
     add(api)
 
-    # Then the task is retried: activated once, exactly one email
+    # Then the Jira work stands: activated at once, the email owed (recorded), none sent yet
     assert settled_status(api, stack) == "activated"
-    assert crash.fired == 2
     assert_transitions(api, "demo", "dev-1", ACTIVATED)
+    activated = next(
+        e
+        for e in api.get("/projects/demo/activity?contact_id=dev-1", ACME_PM).body["items"]
+        if e["action"] == "grant.activated"
+    )
+    assert activated["detail"]["email_failed"] is True
+    assert mails_to(stack, DEV) == []
+
+    # When the sweeper runs (twice) / Then the owed email goes out, exactly once
+    assert sweep() == SweepReport()
+    sweep()
     assert len(mails_to(stack, DEV)) == 1
+    assert crash.fired == 2
 
 
 @pytest.fixture
@@ -563,7 +579,7 @@ def ses_sender_unverified(stack: LocalStack) -> Iterator[Callable[[], None]]:
         verify()
 
 
-def test_email_refused_by_ses_fails_visibly_then_retry_sends_it_once(
+def test_email_refused_by_ses_does_not_fail_the_grant_and_is_sent_once_ses_accepts(
     stack: LocalStack, api: Api, demo: dict[str, Any], ses_sender_unverified: Callable[[], None]
 ) -> None:
     # Given SES refuses every email (the sender identity is not verified)
@@ -571,24 +587,23 @@ def test_email_refused_by_ses_fails_visibly_then_retry_sends_it_once(
     # When a grant is added
     add(api)
 
-    # Then after its retries the grant fails visibly, and no email went out
+    # Then the grant is activated (its Jira work succeeded), the email owed and none sent
     grant = settle(api, stack)
     assert grant is not None
-    assert grant["status"] == "activation_failed"
-    assert grant["error"]["code"] == "DependencyUnavailable"
-    assert grant["account_created"] is True  # the welcome email is still owed
-    assert len(waits(stack, "retry")) == 4
+    assert grant["status"] == "activated"
+    assert grant["account_created"] is True
     assert mails_to(stack, DEV) == []
     assert_jsm_matches_grants(stack, api, "demo")
+    sweep()  # SES still refuses: nothing sent, still owed
+    assert mails_to(stack, DEV) == []
 
-    # When SES accepts the sender again and the manager retries
+    # When SES accepts the sender again and the sweeper runs (twice)
     ses_sender_unverified()
-    assert api.post(f"{GRANT}/retry", {}, ACME_PM).status == 202
+    sweep()
+    sweep()
 
-    # Then the grant is activated and the welcome email is sent, once
-    assert settled_status(api, stack) == "activated"
-    assert_transitions(api, "demo", "dev-1", FAILED_THEN_ACTIVATED)
-    assert_jsm_matches_grants(stack, api, "demo")
+    # Then the welcome email is sent, once, and the grant's history is one activation
+    assert_transitions(api, "demo", "dev-1", ACTIVATED)
     assert len(mails_to(stack, DEV)) == 1
 
 
