@@ -110,7 +110,7 @@ class GrantSteps:
         """
         grant = self._current(job)
         if grant is None or grant.status is not GrantStatus.ACTIVATION_PENDING:
-            return {"activated": False, "email_sent": False}
+            return {"activated": False, "email_sent": False, "email_failed": False}
         # A failed earlier run may have created the account: its welcome email is still owed.
         created = job.account_created or grant.account_created
         email_failed = False
