@@ -257,6 +257,7 @@ def _exercise(stack: LocalStack) -> None:
     assert b'"restarted": 1' in payload
     assert b'"failed": 1' in payload
     assert b'"owed_emails_sent": 1' in payload
+    assert b'"owed_welcome_emails_sent": 1' in payload
     # the daily drift check
     payload, failed = invoke_handler(
         stack.app, "check_drift", event, "drift", get_settings().region
@@ -293,6 +294,16 @@ def _stall(stack: LocalStack) -> None:
         "lifecycle_id": "demo-pm-1-removal-00000000000000000000000000",  # never started
     }
     dynamodb.put_item(TableName=settings.grants_table, Item={k: {"S": v} for k, v in item.items()})
+    # dev-2 was activated an hour ago, but SES refused its welcome email: still owed
+    owed_welcome = {
+        **{k: {"S": v} for k, v in item.items()},
+        "contact_id": {"S": "dev-2"},
+        "email": {"S": "dev2@acme.example"},
+        "status": {"S": "activated"},
+        "lifecycle_id": {"S": "demo-dev-2-activation-00000000000000000000000000"},
+        "welcome_owed": {"BOOL": True},
+    }
+    dynamodb.put_item(TableName=settings.grants_table, Item=owed_welcome)
     # demo's support access was switched an hour ago and its email is still owed (SES failed)
     owed = {
         "enabled": {"BOOL": True},
