@@ -241,21 +241,11 @@ class InMemoryUnitOfWork:
         self._add(("grant", key), lambda: key not in grants, lambda: grants.__setitem__(key, new))
 
     def transition_grant(self, current: Grant, new: Grant) -> None:
-        key = (current.project_id, current.contact_id)
-        grants = self._store._grants
         written = copy.deepcopy(new)
-
-        def same_run() -> bool:
-            stored = grants.get(key)
-            return (
-                stored is not None
-                and stored.status is current.status
-                and stored.lifecycle_id == current.lifecycle_id
-            )
-
-        def apply() -> None:
-            stored = grants[key]
-            grants[key] = replace(
+        self._update_in_run(
+            current,
+            current.status,
+            lambda stored: replace(
                 stored,
                 status=written.status,
                 updated_at=written.updated_at,
@@ -264,26 +254,13 @@ class InMemoryUnitOfWork:
                 welcome_owed=written.welcome_owed,
                 lifecycle_id=written.lifecycle_id or stored.lifecycle_id,
                 jira_account_id=written.jira_account_id or stored.jira_account_id,
-            )
-
-        self._add(("grant", key), same_run, apply)
+            ),
+        )
 
     def note_account_created(self, current: Grant) -> None:
-        key = (current.project_id, current.contact_id)
-        grants = self._store._grants
-
-        def same_run() -> bool:
-            stored = grants.get(key)
-            return (
-                stored is not None
-                and stored.status is current.status
-                and stored.lifecycle_id == current.lifecycle_id
-            )
-
-        def apply() -> None:
-            grants[key] = replace(grants[key], account_created=True)
-
-        self._add(("grant", key), same_run, apply)
+        self._update_in_run(
+            current, current.status, lambda stored: replace(stored, account_created=True)
+        )
 
     def delete_grant(self, current: Grant) -> None:
         key = (current.project_id, current.contact_id)
@@ -330,21 +307,9 @@ class InMemoryUnitOfWork:
         self._add(("grant", key), ours, apply)
 
     def clear_welcome_owed(self, current: Grant) -> None:
-        key = (current.project_id, current.contact_id)
-        grants = self._store._grants
-
-        def same_run() -> bool:
-            stored = grants.get(key)
-            return (
-                stored is not None
-                and stored.status is GrantStatus.ACTIVATED
-                and stored.lifecycle_id == current.lifecycle_id
-            )
-
-        def apply() -> None:
-            grants[key] = replace(grants[key], welcome_owed=False)
-
-        self._add(("grant", key), same_run, apply)
+        self._update_in_run(
+            current, GrantStatus.ACTIVATED, lambda stored: replace(stored, welcome_owed=False)
+        )
 
     def record_last_run(self, grant: Grant, ended_at: str) -> None:
         runs = self._store._last_runs
@@ -389,6 +354,23 @@ class InMemoryUnitOfWork:
                 raise StaleState("the item changed while we were writing it")
             for w in writes:
                 w.apply()
+
+    def _update_in_run(
+        self, current: Grant, status: GrantStatus, change: Callable[[Grant], Grant]
+    ) -> None:
+        """A write of the grant, conditional on it still being `status` in `current`'s run."""
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def same_run() -> bool:
+            stored = grants.get(key)
+            return (
+                stored is not None
+                and stored.status is status
+                and stored.lifecycle_id == current.lifecycle_id
+            )
+
+        self._add(("grant", key), same_run, lambda: grants.__setitem__(key, change(grants[key])))
 
     def _add(
         self, item: Hashable, condition: Callable[[], bool], apply: Callable[[], object]
