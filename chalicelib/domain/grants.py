@@ -210,7 +210,7 @@ class GrantService:
         return self._lifecycle.apply(None, move, new=new, uow=uow)
 
     def remove(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
-        grant, project = self._managed_grant(principal, project_id, contact_id)
+        grant, project, _ = self._managed_grant(principal, project_id, contact_id)
         if grant.status is GrantStatus.DELETION_PENDING:
             return _view(project, grant)  # a repeated DELETE answers the same 202
         if grant.status is GrantStatus.ACTIVATION_PENDING:
@@ -221,12 +221,14 @@ class GrantService:
         return _view(project, self._begin(principal, grant, GrantStatus.DELETION_PENDING))
 
     def retry(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
-        grant, project = self._managed_grant(principal, project_id, contact_id)
+        grant, project, contact = self._managed_grant(principal, project_id, contact_id)
         target = retry_target(grant.status)
         if target is None:
             raise Conflict(f"only a failed grant can be retried (this one is {grant.status.value})")
         if target is GrantStatus.ACTIVATION_PENDING:
-            # Retrying an activation grants access again: rule 7 holds as when adding it.
+            # Retrying an activation grants access again: rules 7 and 9 hold as when adding it.
+            if contact is not None:
+                ensure_active(contact, "contact_id")
             ensure_domain_allowed(project, grant.email, "email")
         return _view(project, self._begin(principal, grant, target))
 
@@ -238,7 +240,7 @@ class GrantService:
         The send is claimed on the grant first (a conditional write), so of concurrent requests
         one sends and the others get a 429; a send that fails gives the claim back.
         """
-        grant, project = self._managed_grant(principal, project_id, contact_id)
+        grant, project, _ = self._managed_grant(principal, project_id, contact_id)
         if grant.status is not GrantStatus.ACTIVATED:
             raise Conflict(
                 f"a password reset needs an activated grant (this one is {grant.status.value})"
@@ -357,13 +359,13 @@ class GrantService:
 
     def _managed_grant(
         self, principal: Principal, project_id: str, contact_id: str
-    ) -> tuple[Grant, Project]:
+    ) -> tuple[Grant, Project, Contact | None]:
         project = self.project_for_member(principal, project_id)
         acting_company(principal, project)
         grant = self._grant_or_404(project_id, contact_id)
         contact = self._store.get_contact(contact_id)
         ensure_may_change_grant(principal, project, self._granted_by(grant), contact)
-        return grant, project
+        return grant, project, contact
 
     def _granted_by(self, grant: Grant) -> str | None:
         """The company that gave the grant; for a grant written before that was stored, the

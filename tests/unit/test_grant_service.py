@@ -19,6 +19,7 @@ from chalicelib.domain.grants import (
 from chalicelib.domain.models import ContactStatus, Grant, GrantError, GrantStatus, Role
 from chalicelib.errors import (
     Conflict,
+    ContactOffboarded,
     DependencyUnavailable,
     Forbidden,
     NotFound,
@@ -704,3 +705,26 @@ def test_adding_again_waits_for_the_removal_execution_to_end(service, store, wor
     workflows.executions[removing.lifecycle_id] = "SUCCEEDED"
     service.add(PM, PROJECT.project_id, AddGrant(contact_id=ALICE.contact_id))
     assert [kind for kind, _ in workflows.starts] == ["removal", "activation"]
+
+
+def test_a_failed_grant_of_an_offboarded_contact_is_not_retried(service, store, workflows):
+    # Given a failed activation of a contact who has since been offboarded
+    store.seed(grant(PROJECT, OTTO, S.ACTIVATION_FAILED))
+    before = store.snapshot()
+
+    # When the manager retries it
+    with pytest.raises(ContactOffboarded):
+        service.retry(PM, PROJECT.project_id, OTTO.contact_id)
+
+    # Then nothing changes and nothing starts (rule 9: offboarded contacts get no access back)
+    assert store.snapshot() == before
+    assert workflows.starts == []
+
+
+def test_a_failed_removal_of_an_offboarded_contact_is_retried(service, store, workflows):
+    # Given a failed removal of an offboarded contact
+    store.seed(grant(PROJECT, OTTO, S.DELETION_FAILED))
+
+    # When the manager retries it / Then the removal runs: taking access away is always allowed
+    service.retry(PM, PROJECT.project_id, OTTO.contact_id)
+    assert [kind for kind, _ in workflows.starts] == ["removal"]
