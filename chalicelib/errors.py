@@ -91,6 +91,12 @@ class TooManyRequests(ServiceError):
         self.retry_after = retry_after
 
 
+class TooLarge(ServiceError):
+    """The answer would be larger than the service gives in one response (HTTP 413)."""
+
+    code = "payload-too-large"
+
+
 class WriteConflict(ServiceError):
     """DynamoDB cancelled a transaction because another one wrote the same items at that moment
     (`TransactionConflict`): nothing was written, and trying again may well succeed."""

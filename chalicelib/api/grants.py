@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chalice.app import Blueprint
 
 from .. import services
 from ..domain.grants import AddGrant, GrantView, NewContact
+from ..domain.models import ActivityFilter
+from ..errors import FieldError, ValidationFailed
 from ..idempotency import run_once
 from ..observability import count
-from . import presenters
+from . import csv_export, presenters
 from .models import ActivityList, AddGrantRequest, GrantList, GrantResponse
 from .routing import Call, Result, operation
 
@@ -147,20 +150,45 @@ def retry_grant(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().retry(call.user, project_id, contact_id))
 
 
+# SPEC §2: an export of more rows than this is refused (413); read at call time so tests can
+# lower it.
+EXPORT_ROW_LIMIT = 100_000
+MAX_ACTIONS = 20
+ACTION_RE = re.compile(r"[a-z][a-z_]{0,39}(\.[a-z][a-z_]{0,39}){1,2}")
+
+
+def _activity_filter(call: Call) -> ActivityFilter:
+    actions = call.values("action")
+    if len(actions) > MAX_ACTIONS or not all(ACTION_RE.fullmatch(a) for a in actions):
+        message = f"up to {MAX_ACTIONS} action names such as grant.activated"
+        raise ValidationFailed("action is not valid", [FieldError("action", message)])
+    since, until = call.moment("since"), call.moment("until")
+    if since and until and since >= until:
+        message = "until must be later than since"
+        raise ValidationFailed(message, [FieldError("until", message)])
+    return ActivityFilter(actions=frozenset(actions), since=since, until=until)
+
+
 @operation(
     bp,
     "GET",
     "/projects/{project_id}/activity",
-    summary="Activity log, newest first",
+    summary="Activity log, newest first; `Accept: text/csv` exports every matching entry",
     who="members",
     response=ActivityList,
-    query=("limit", "cursor", "contact_id"),
-    errors=(400, 401, 403, 404, 422),
+    query=("limit", "cursor", "contact_id", "action", "since", "until"),
+    errors=(400, 401, 403, 404, 413, 422),
+    headers=("Accept",),
+    alternative=csv_export.MEDIA_TYPE,
 )
 def list_activity(call: Call, project_id: str) -> Result:
-    page = services.grants().activity(
-        call.user, project_id, call.id_filter("contact_id"), call.limit(), call.cursor()
-    )
+    contact_id = call.id_filter("contact_id")
+    where = _activity_filter(call)
+    grants = services.grants()
+    if csv_export.wants_csv(call.headers.get("accept")):
+        entries = grants.export_activity(call.user, project_id, contact_id, where, EXPORT_ROW_LIMIT)
+        return Result(None, text=csv_export.activity_csv(entries), media_type=csv_export.MEDIA_TYPE)
+    page = grants.activity(call.user, project_id, contact_id, call.limit(), call.cursor(), where)
     return Result(
         ActivityList(
             items=[presenters.activity(e) for e in page.items], next_cursor=page.next_cursor

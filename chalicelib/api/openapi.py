@@ -47,9 +47,17 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     ]
     for name in op.query:
         schema: dict[str, Any] = {"type": "string"}
+        param: dict[str, Any] = {}
+        if name in {"since", "until"}:
+            schema = {"type": "string", "format": "date-time"}
+        if name == "action":
+            schema = {"type": "array", "items": {"type": "string"}, "maxItems": 20}
+            param = {"style": "form", "explode": True}
         if name == "limit":
             schema = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
-        params.append({"name": name, "in": "query", "required": name == "email", "schema": schema})
+        params.append(
+            {"name": name, "in": "query", "required": name == "email", "schema": schema, **param}
+        )
     params += [
         {
             "name": h,
@@ -67,6 +75,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK" if op.status < 300 else "Accepted"}
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": _ref(op.response)}}
+    if op.alternative is not None:
+        ok.setdefault("content", {})[op.alternative] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(op.status): ok}
     if op.status == 200 and op.method == "PUT":
         responses["201"] = {**ok, "description": "Created"}

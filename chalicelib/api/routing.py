@@ -8,6 +8,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from chalice.app import Blueprint, Response
@@ -40,6 +41,7 @@ class Operation:
     query: tuple[str, ...]
     errors: tuple[int, ...]
     headers: tuple[str, ...] = ()
+    alternative: str | None = None  # another media type of the success response (CSV)
 
 
 OPERATIONS: list[Operation] = []
@@ -55,6 +57,7 @@ class Call:
     headers: dict[str, str]
     raw_body: bytes = b""
     path_params: dict[str, str] = field(default_factory=dict)
+    query_lists: dict[str, list[str]] = field(default_factory=dict)  # every value of each name
 
     @property
     def user(self) -> Principal:
@@ -82,14 +85,37 @@ class Call:
             raise ValidationFailed(f"{name} is not a valid id", [FieldError(name, message)])
         return raw
 
+    def moment(self, name: str) -> datetime | None:
+        """An optional ISO-8601 timestamp in the query (`?since=`); no offset means UTC."""
+        raw = self.query.get(name) or None
+        if raw is None:
+            return None
+        text = raw.replace("Z", "+00:00").replace("z", "+00:00")
+        # An unencoded `+01:00` offset arrives as ` 01:00`: try that reading second.
+        for candidate in (text, text.replace(" ", "+")):
+            try:
+                moment = datetime.fromisoformat(candidate)
+            except ValueError:
+                continue
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        message = "an ISO-8601 timestamp, e.g. 2026-03-01T00:00:00Z"
+        raise ValidationFailed(f"{name} is not a timestamp", [FieldError(name, message)])
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a repeatable query parameter (`?action=a&action=b`), in order."""
+        return self.query_lists.get(name) or ([self.query[name]] if name in self.query else [])
+
 
 @dataclass(frozen=True)
 class Result:
-    """A view's answer: a response model (or list of them) with status and extra headers."""
+    """A view's answer: a response model (or list of them) with status and extra headers, or
+    `text` of `media_type` (the CSV export)."""
 
     body: BaseModel | None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    text: str | None = None
+    media_type: str = "application/json"
 
 
 class _DuplicateKey(ValueError):
@@ -152,10 +178,22 @@ def operation(
     query: tuple[str, ...] = (),
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),
+    alternative: str | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Response]]:
     OPERATIONS.append(
         Operation(
-            method, path, summary, who, status, request, response, public, query, errors, headers
+            method,
+            path,
+            summary,
+            who,
+            status,
+            request,
+            response,
+            public,
+            query,
+            errors,
+            headers,
+            alternative,
         )
     )
 
@@ -172,9 +210,10 @@ def operation(
                 raw = current.raw_body or b""
                 raw = raw if isinstance(raw, bytes) else raw.encode()
                 body = _parse_body(raw, request) if request else None
-                call = Call(
-                    principal, body, dict(current.query_params or {}), headers_in, raw, path_params
-                )
+                params = current.query_params
+                lists = {k: list(params.getlist(k)) for k in params} if params else {}
+                query = dict(params or {})
+                call = Call(principal, body, query, headers_in, raw, path_params, lists)
                 result = view(call, **path_params)
             except ServiceError as error:
                 if not isinstance(error, MalformedRequest | ValidationFailed):
@@ -183,6 +222,12 @@ def operation(
                         extra={"problem": error.code, "detail": mask_emails_in(error.message)},
                     )
                 return problem_for(error)
+            if result.text is not None:
+                return Response(
+                    body=result.text,
+                    status_code=result.status,
+                    headers={"Content-Type": result.media_type, **result.headers},
+                )
             payload = result.body.model_dump(mode="json") if result.body is not None else None
             return Response(
                 body=json.dumps(payload) if payload is not None else "",

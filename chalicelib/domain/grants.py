@@ -8,6 +8,7 @@ starts the lifecycle's workflow. When the workflow cannot be started the grant i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,6 +19,7 @@ from ..errors import (
     FieldError,
     NotFound,
     ServiceError,
+    TooLarge,
     TooManyRequests,
     ValidationFailed,
 )
@@ -27,7 +29,9 @@ from .changes import commit_change
 from .grant_lifecycle import GrantLifecycle, Move, retry_target
 from .ids import new_ulid
 from .models import (
+    EVERY_ENTRY,
     ActivityEntry,
+    ActivityFilter,
     Contact,
     Grant,
     GrantError,
@@ -82,6 +86,16 @@ class GrantView:
     granted_by_company_id: str | None
 
 
+def _at_most(entries: Iterator[ActivityEntry], max_rows: int) -> Iterator[ActivityEntry]:
+    for count, entry in enumerate(entries, start=1):
+        if count > max_rows:
+            raise TooLarge(
+                f"more than {max_rows:,} entries match; ask for a narrower range "
+                "(since/until, action or contact_id)"
+            )
+        yield entry
+
+
 def _view(project: Project, grant: Grant, granted_by: str | None = None) -> GrantView:
     return GrantView(
         grant,
@@ -131,9 +145,23 @@ class GrantService:
         contact_id: str | None,
         limit: int,
         cursor: str | None,
+        where: ActivityFilter = EVERY_ENTRY,
     ) -> Page[ActivityEntry]:
         self.project_for_member(principal, project_id)
-        return self._store.activity(project_id, contact_id, limit, cursor)
+        return self._store.activity(project_id, contact_id, limit, cursor, where)
+
+    def export_activity(
+        self,
+        principal: Principal,
+        project_id: str,
+        contact_id: str | None,
+        where: ActivityFilter,
+        max_rows: int,
+    ) -> Iterator[ActivityEntry]:
+        """Every matching entry, newest first; TooLarge on reaching entry `max_rows + 1` (the
+        caller has then sent nothing yet). Membership is checked before the first entry."""
+        self.project_for_member(principal, project_id)
+        return _at_most(self._store.all_activity(project_id, contact_id, where), max_rows)
 
     # --- commands -----------------------------------------------------------------------------
 

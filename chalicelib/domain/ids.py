@@ -46,3 +46,26 @@ def ulid_time(ulid: str) -> datetime:
     for char in ulid.upper():
         value = value * 32 + CROCKFORD.index(char)
     return datetime.fromtimestamp((value >> _RANDOM_BITS) / 1000, tz=UTC)
+
+
+_MAX_RANDOM = (1 << _RANDOM_BITS) - 1
+
+
+def _encode(value: int) -> str:
+    return "".join(CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(LENGTH)))
+
+
+def _millis_at_or_after(moment: datetime) -> int:
+    """The first whole millisecond not before `moment` (ULIDs and `at` carry milliseconds)."""
+    micros = int(moment.timestamp() * 1_000_000)
+    return -(-micros // 1000)
+
+
+def ulid_range(since: datetime | None, until: datetime | None) -> tuple[str, str]:
+    """The smallest and largest ULID (both inclusive) minted in `since` <= t < `until`: a key
+    condition on a ULID sort key selects a time window without reading outside it."""
+    low = _millis_at_or_after(since) << _RANDOM_BITS if since else 0
+    high = ((_millis_at_or_after(until) - 1) << _RANDOM_BITS | _MAX_RANDOM) if until else -1
+    if high < 0 or high >= 1 << (5 * LENGTH):
+        high = (1 << 128) - 1
+    return _encode(max(low, 0)), _encode(high)

@@ -181,3 +181,16 @@ class ActivityEntry:
     contact_id: str | None = None
     contact_email: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    """Which entries of a project's log to read besides the contact: some actions, a time
+    window (`since` <= at < `until`). Empty means everything."""
+
+    actions: frozenset[str] = frozenset()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+EVERY_ENTRY = ActivityFilter()

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from .events import DomainEvent
 from .models import (
+    EVERY_ENTRY,
     ActivityEntry,
+    ActivityFilter,
     Contact,
     Grant,
     Project,
@@ -147,8 +149,19 @@ class Store(Protocol):
     def all_grants_of_project(self, project_id: str) -> list[Grant]: ...
     def all_projects(self) -> list[Project]: ...
     def activity(
-        self, project_id: str, contact_id: str | None, limit: int, cursor: str | None
+        self,
+        project_id: str,
+        contact_id: str | None,
+        limit: int,
+        cursor: str | None,
+        where: ActivityFilter = EVERY_ENTRY,
     ) -> Page[ActivityEntry]: ...
+    def all_activity(
+        self, project_id: str, contact_id: str | None, where: ActivityFilter
+    ) -> Iterator[ActivityEntry]:
+        """Every matching entry, newest first, read a page at a time (a Query per page)."""
+        ...
+
     def append_activity(self, entry: ActivityEntry) -> None: ...
     def pending_grants(self) -> list[Grant]: ...
     def grants_owing_welcome(self) -> list[Grant]:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from typing import Any, NoReturn, TypeVar
 
@@ -25,8 +25,11 @@ from pynamodb.transactions import TransactWrite
 
 from ..config import get_settings
 from ..domain.grant_lifecycle import PENDING
+from ..domain.ids import ulid_range
 from ..domain.models import (
+    EVERY_ENTRY,
     ActivityEntry,
+    ActivityFilter,
     Actor,
     Contact,
     ContactStatus,
@@ -40,6 +43,9 @@ from ..domain.ports import GrantReads, LastRun, Page, ReferenceKind
 from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
 from .tables import ActivityItem, ContactItem, GrantItem, OrganizationClaimItem, ProjectItem
+
+# The export reads the log in pages this big (each at most 1 MB, DynamoDB's own cap).
+EXPORT_PAGE_SIZE = 1000
 
 M = TypeVar("M", bound=Model)
 X = TypeVar("X")
@@ -545,29 +551,28 @@ class DynamoStore:
         return [_project(item) for item in items]
 
     def activity(
-        self, project_id: str, contact_id: str | None, limit: int, cursor: str | None
+        self,
+        project_id: str,
+        contact_id: str | None,
+        limit: int,
+        cursor: str | None,
+        where: ActivityFilter = EVERY_ENTRY,
     ) -> Page[ActivityEntry]:
         key_of: dict[str, str | None] = {"project_id": project_id, "id": None}
         if contact_id:
             key_of["project_contact"] = f"{project_id}#{contact_id}"
         start = _decode_cursor(cursor, key_of)
-        if contact_id:
-            results = ActivityItem.contact_index.query(
-                f"{project_id}#{contact_id}",
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start,
-            )
-        else:
-            results = ActivityItem.query(
-                project_id,
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start,
-            )
+        # An action filter drops items after DynamoDB reads them: read bigger pages so one
+        # request of the client is a few Queries, not one per `limit` entries.
+        page_size = limit if not where.actions else max(limit, EXPORT_PAGE_SIZE)
+        results = _activity_query(project_id, contact_id, where, limit, page_size, start)
         return _page(results, _activity)
+
+    def all_activity(
+        self, project_id: str, contact_id: str | None, where: ActivityFilter
+    ) -> Iterator[ActivityEntry]:
+        for item in _activity_query(project_id, contact_id, where, None, EXPORT_PAGE_SIZE, None):
+            yield _activity(item)
 
     def append_activity(self, entry: ActivityEntry) -> None:
         try:
@@ -591,6 +596,39 @@ class DynamoStore:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""
         wanted = [s.value for s in PENDING]
         return [_grant(item) for item in GrantItem.scan(GrantItem.status.is_in(*wanted))]
+
+
+def _activity_query(
+    project_id: str,
+    contact_id: str | None,
+    where: ActivityFilter,
+    limit: int | None,
+    page_size: int,
+    start: dict[str, Any] | None,
+) -> ResultIterator[ActivityItem]:
+    """A Query of one project's log (or one contact's, on the index), newest first; the time
+    window is a key condition on the ULID ids, the actions a filter. Never a Scan."""
+    low, high = ulid_range(where.since, where.until)
+    filtered = ActivityItem.action.is_in(*sorted(where.actions)) if where.actions else None
+    if contact_id:
+        return ActivityItem.contact_index.query(
+            f"{project_id}#{contact_id}",
+            range_key_condition=ActivityItem.id.between(low, high),
+            filter_condition=filtered,
+            scan_index_forward=False,
+            limit=limit,
+            page_size=page_size,
+            last_evaluated_key=start,
+        )
+    return ActivityItem.query(
+        project_id,
+        range_key_condition=ActivityItem.id.between(low, high),
+        filter_condition=filtered,
+        scan_index_forward=False,
+        limit=limit,
+        page_size=page_size,
+        last_evaluated_key=start,
+    )
 
 
 def _same_run(grant: Grant) -> Condition:

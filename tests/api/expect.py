@@ -24,6 +24,7 @@ SLUGS = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    413: "payload-too-large",
     415: "unsupported-media-type",
     422: "validation-error",
     429: "too-many-requests",

@@ -17,13 +17,16 @@ import binascii
 import copy
 import json
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 from chalicelib.domain.grant_lifecycle import PENDING
+from chalicelib.domain.ids import ulid_range
 from chalicelib.domain.models import (
+    EVERY_ENTRY,
     ActivityEntry,
+    ActivityFilter,
     Contact,
     ContactStatus,
     Grant,
@@ -520,10 +523,30 @@ class InMemoryStore:
             )
 
     def activity(
-        self, project_id: str, contact_id: str | None, limit: int, cursor: str | None
+        self,
+        project_id: str,
+        contact_id: str | None,
+        limit: int,
+        cursor: str | None,
+        where: ActivityFilter = EVERY_ENTRY,
     ) -> Page[ActivityEntry]:
         """Newest first (ULID ids sort by time), optionally only one contact's entries."""
         before = _decode_cursor(cursor, "id")
+        entries = self._matching_activity(project_id, contact_id, where, before)
+        return _page(
+            entries[: limit + 1], limit, lambda e: {"project_id": e.project_id, "id": e.id}
+        )
+
+    def all_activity(
+        self, project_id: str, contact_id: str | None, where: ActivityFilter
+    ) -> Iterator[ActivityEntry]:
+        yield from self._matching_activity(project_id, contact_id, where, None)
+
+    def _matching_activity(
+        self, project_id: str, contact_id: str | None, where: ActivityFilter, before: str | None
+    ) -> list[ActivityEntry]:
+        # The same selection as the DynamoDB store: the window on the ULID ids, then the actions.
+        low, high = ulid_range(where.since, where.until)
         with self._lock:
             entries = sorted(
                 (
@@ -532,12 +555,13 @@ class InMemoryStore:
                     if p == project_id
                     and (not contact_id or e.contact_id == contact_id)
                     and (before is None or e.id < before)
+                    and low <= e.id <= high
+                    and (not where.actions or e.action in where.actions)
                 ),
                 key=lambda e: e.id,
                 reverse=True,
             )
-            entries = copy.deepcopy(entries[: limit + 1])
-        return _page(entries, limit, lambda e: {"project_id": e.project_id, "id": e.id})
+            return copy.deepcopy(entries)
 
     def append_activity(self, entry: ActivityEntry) -> None:
         uow = self.unit_of_work()

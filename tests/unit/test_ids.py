@@ -38,3 +38,16 @@ def test_ulids_of_one_millisecond_keep_their_order() -> None:
     made = [new_ulid(moment) for _ in range(1000)]
     assert made == sorted(made)
     assert len(set(made)) == len(made)
+
+
+def test_ulid_range_selects_exactly_the_window_since_inclusive_until_exclusive() -> None:
+    from chalicelib.domain.ids import ulid_range
+
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    low, high = ulid_range(t0, t0 + timedelta(seconds=1))
+    assert low <= new_ulid(t0) <= high
+    assert low <= new_ulid(t0 + timedelta(milliseconds=999)) <= high
+    assert new_ulid(t0 + timedelta(seconds=1)) > high
+    assert new_ulid(t0 - timedelta(milliseconds=1)) < low
+    everything_low, everything_high = ulid_range(None, None)
+    assert everything_low <= new_ulid() <= everything_high
