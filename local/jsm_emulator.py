@@ -359,6 +359,10 @@ class _State:
                 desk.customers.append(account_id)
         return _Reply(204)
 
+    def list_desk_customers(self, call: _Call) -> _Reply:
+        desk = self.desk(call.params["desk"])
+        return _Reply(200, _page([self.customers[a].view() for a in desk.customers], call))
+
     def remove_desk_customers(self, call: _Call) -> _Reply:
         desk = self.desk(call.params["desk"])
         for account_id in self._account_ids(call):
@@ -471,6 +475,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], _RouteHandler]] = [
         ("GET", rf"{_SD}/servicedesk/(?P<desk>[^/]+)", _State.get_service_desk),
         ("POST", rf"{_SD}/servicedesk/(?P<desk>[^/]+)/customer", _State.add_desk_customers),
         ("DELETE", rf"{_SD}/servicedesk/(?P<desk>[^/]+)/customer", _State.remove_desk_customers),
+        ("GET", rf"{_SD}/servicedesk/(?P<desk>[^/]+)/customer", _State.list_desk_customers),
         ("POST", rf"{_SD}/servicedesk/(?P<desk>[^/]+)/organization", _State.attach_organization),
         ("POST", rf"{_SD}/organization", _State.create_organization),
         ("GET", rf"{_SD}/organization/(?P<org>[^/]+)", _State.get_organization),
@@ -635,6 +640,18 @@ class JsmEmulator:
         """
         with self._lock:
             return self._state.add_service_desk(project_key, project_name).id
+
+    def add_members(self, organization_id: str, count: int, desk_id: str | None = None) -> None:
+        """Seed `count` new customers into an organization (and a desk's customers), without
+        API calls: for paging tests with thousands of members."""
+        with self._lock:
+            organization = self._state.organization(organization_id)
+            desk = self._state.desk(desk_id) if desk_id else None
+            for n in range(count):
+                customer = self._state.add_customer(f"member{n}@bulk.example", f"Member {n}")
+                organization.users.append(customer.account_id)
+                if desk is not None:
+                    desk.customers.append(customer.account_id)
 
     def add_request(
         self,

@@ -28,6 +28,8 @@ from chalicelib.errors import (
 from chalicelib.observability import logger, mask_email, record_jira_call
 
 _SD = "/rest/servicedeskapi"
+# JSM Cloud serves at most 50 users a page on these reads.
+PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -196,17 +198,26 @@ class JsmClient:
 
     def organization_members(self, organization_id: str) -> set[str]:
         """Account ids of every user of the organization (all pages)."""
-        members: set[str] = set()
+        return {a.account_id for a in self.organization_accounts(organization_id)}
+
+    def organization_accounts(self, organization_id: str) -> list[JsmAccount]:
+        """Every user of the organization, read `PAGE_SIZE` a call (5,000 users: 100 calls)."""
+        return self._all_pages(f"{_SD}/organization/{organization_id}/user")
+
+    def service_desk_customers(self, service_desk_id: str) -> set[str]:
+        """Account ids of every customer of the service desk, paged like the organization."""
+        pages = self._all_pages(f"{_SD}/servicedesk/{service_desk_id}/customer")
+        return {a.account_id for a in pages}
+
+    def _all_pages(self, path: str) -> list[JsmAccount]:
+        """JSM Cloud paging: `start`/`limit`, until `isLastPage` (or an empty page)."""
+        accounts: list[JsmAccount] = []
         start = 0
         while True:
-            page = self._request(
-                "GET",
-                f"{_SD}/organization/{organization_id}/user",
-                params={"start": start, "limit": 50},
-            )
-            members.update(str(user["accountId"]) for user in page["values"])
+            page = self._request("GET", path, params={"start": start, "limit": PAGE_SIZE})
+            accounts.extend(_account(user) for user in page["values"])
             if page.get("isLastPage", True) or not page["values"]:
-                return members
+                return accounts
             start += len(page["values"])
 
     # --- requests -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.domain.ids import LENGTH, new_ulid, ulid_time
+from chalicelib.domain.ids import LENGTH, new_ulid, ulid_range, ulid_time
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -41,8 +41,6 @@ def test_ulids_of_one_millisecond_keep_their_order() -> None:
 
 
 def test_ulid_range_selects_exactly_the_window_since_inclusive_until_exclusive() -> None:
-    from chalicelib.domain.ids import ulid_range
-
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     low, high = ulid_range(t0, t0 + timedelta(seconds=1))
     assert low <= new_ulid(t0) <= high

@@ -573,3 +573,26 @@ def test_jsm_client_factory_uses_settings_and_is_cached(
     # Then it is one cached client that reaches JSM
     assert first is second
     assert desk.project_key == "SUP"
+
+
+def test_member_reads_are_paged_a_5000_member_organization_costs_100_calls(
+    jsm: JsmClient, emulator: JsmEmulator
+) -> None:
+    # Given an organization of 5,000 customers, all customers of desk 1 too
+    organization = jsm.create_organization("Big customer")
+    emulator.add_members(organization.id, 5000, desk_id="1")
+    before = len(emulator.calls())
+
+    # When every member and every desk customer is read
+    members = jsm.organization_accounts(organization.id)
+    customers = jsm.service_desk_customers("1")
+
+    # Then 100 calls each (limit=50, start advancing until isLastPage), nothing missed
+    calls = emulator.calls()[before:]
+    assert len({m.account_id for m in members}) == 5000
+    assert len(customers) == 5000
+    assert len(calls) == 200
+    org_calls = [c for c in calls if "/organization/" in c["path"]]
+    assert len(org_calls) == 100
+    assert all("limit=50" in c["query"] for c in calls)
+    assert [c["query"] for c in org_calls[:2]] == ["start=0&limit=50", "start=50&limit=50"]
