@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -227,6 +227,23 @@ class RequestReader(Protocol):
     def open_requests(
         self, service_desk_id: str, organization_id: str, limit: int
     ) -> list[Any]: ...
+
+
+class JsmAccountView(Protocol):
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+
+
+class DriftJsm(Protocol):
+    """The JSM reads and writes of `POST /projects/{id}/reconcile` (`jira.JsmClient`)."""
+
+    def organization_accounts(self, organization_id: str) -> Sequence[JsmAccountView]: ...
+    def service_desk_customers(self, service_desk_id: str) -> set[str]: ...
+    def add_to_organization(self, organization_id: str, account_id: str) -> None: ...
+    def add_to_service_desk(self, service_desk_id: str, account_id: str) -> None: ...
+    def remove_from_organization(self, organization_id: str, account_id: str) -> None: ...
 
 
 class MemberReader(Protocol):
