@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from .config import get_settings, jira_token
 from .domain.contacts import ContactService
+from .domain.drift import DriftRepair
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
@@ -56,6 +57,13 @@ def grant_steps() -> GrantSteps:
     from .jira import jsm_client  # noqa: PLC0415 - only the functions that call JSM import it
 
     return GrantSteps(store(), jsm_client(), mailer(), events(), get_settings().portal_url)
+
+
+@lru_cache(maxsize=1)
+def drift_repair() -> DriftRepair:
+    from .jira import jsm_client  # noqa: PLC0415 - only the functions that call JSM import it
+
+    return DriftRepair(store(), jsm_client())
 
 
 @lru_cache(maxsize=1)

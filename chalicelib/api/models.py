@@ -237,6 +237,31 @@ class ActivityList(ResponseModel):
     next_cursor: str | None
 
 
+class ReconcileRequest(RequestModel):
+    repair: bool = False
+    remove_extra: bool = False
+
+
+class MissingAccountResponse(ResponseModel):
+    contact_id: str
+    email: str
+    jira_account_id: str
+    where: list[Literal["organization", "service_desk"]]
+
+
+class ExtraAccountResponse(ResponseModel):
+    jira_account_id: str
+    email: str
+
+
+class ReconcileResponse(ResponseModel):
+    checked_at: str
+    missing: list[MissingAccountResponse]
+    extra: list[ExtraAccountResponse]
+    repaired: list[str]
+    removed: list[str]
+
+
 class HealthResponse(ResponseModel):
     status: Literal["ok"]
 

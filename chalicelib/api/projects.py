@@ -7,7 +7,15 @@ from chalice.app import Blueprint
 from .. import services
 from ..domain.projects import ProjectSpec
 from . import presenters
-from .models import ContactList, ProjectResponse, PutProjectRequest
+from .models import (
+    ContactList,
+    ExtraAccountResponse,
+    MissingAccountResponse,
+    ProjectResponse,
+    PutProjectRequest,
+    ReconcileRequest,
+    ReconcileResponse,
+)
 from .routing import Call, Result, operation
 
 bp = Blueprint(__name__)
@@ -56,3 +64,40 @@ def get_project(call: Call, project_id: str) -> Result:
 def eligible_contacts(call: Call, project_id: str) -> Result:
     contacts = services.contacts().eligible(call.user, project_id)
     return Result(ContactList(items=[presenters.contact(c) for c in contacts], next_cursor=None))
+
+
+@operation(
+    bp,
+    "POST",
+    "/projects/{project_id}/reconcile",
+    summary="Compare JSM with the grants; re-add the missing, remove the extra when asked",
+    who="platform_admin",
+    request=ReconcileRequest,
+    response=ReconcileResponse,
+    errors=(400, 401, 403, 404, 422, 503),
+)
+def reconcile(call: Call, project_id: str) -> Result:
+    body: ReconcileRequest = call.body
+    result = services.drift_repair().reconcile(
+        call.user, project_id, repair=body.repair, remove_extra=body.remove_extra
+    )
+    return Result(
+        ReconcileResponse(
+            checked_at=result.checked_at,
+            missing=[
+                MissingAccountResponse(
+                    contact_id=m.contact_id,
+                    email=m.email,
+                    jira_account_id=m.jira_account_id,
+                    where=m.where,  # type: ignore[arg-type]
+                )
+                for m in result.missing
+            ],
+            extra=[
+                ExtraAccountResponse(jira_account_id=e.jira_account_id, email=e.email)
+                for e in result.extra
+            ],
+            repaired=result.repaired,
+            removed=result.removed,
+        )
+    )

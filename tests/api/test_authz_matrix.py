@@ -208,6 +208,13 @@ ENDPOINTS = [
     ),
     Endpoint("GET activity", "GET", 200, _members, _read("/projects/demo/activity")),
     Endpoint(
+        "POST reconcile",
+        "POST",
+        200,
+        lambda a: a.role == "platform_admin",
+        lambda m, a: ("/projects/demo/reconcile", {"repair": False, "remove_extra": False}),
+    ),
+    Endpoint(
         "GET support-access",
         "GET",
         200,
