@@ -155,6 +155,7 @@ ACCESS: dict[str, Access] = {
     "check_drift": Access(
         tables={"projects": frozenset({SCAN}), "grants": frozenset({QUERY})},
         secrets=frozenset({"jira_token"}),
+        put_events=True,  # DriftFound, one per project with drift
     ),
 }
 

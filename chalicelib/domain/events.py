@@ -83,12 +83,25 @@ class SupportAccessChanged(DomainEvent):
     changed_at: str | None
 
 
+class DriftFound(DomainEvent):
+    """The daily drift check found one project's JSM organization different from its grants
+    (report only: `POST /projects/{id}/reconcile` repairs)."""
+
+    project_id: str
+    missing_in_jsm: list[str]  # account ids of activated grants that are not members
+    unknown_in_jsm: list[str]  # members without a grant
+    left_over_in_jsm: list[str]  # failed activations whose account is still a member
+    shares_organization_with: list[str]  # other project ids
+    found: int
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     GrantActivated,
     GrantRemoved,
     GrantFailed,
     ExternalContactUnlinked,
     SupportAccessChanged,
+    DriftFound,
 )
 
 

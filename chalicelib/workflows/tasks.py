@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import services
 from ..domain.drift import check_drift
+from ..domain.events import DriftFound
 from ..domain.grant_lifecycle import ExecutionName
 from ..domain.grant_steps import GrantJob, GrantSteps
 from ..domain.models import GrantError, utc_now
@@ -118,8 +119,23 @@ def sweep() -> dict[str, Any]:
 def drift() -> dict[str, Any]:
     """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
     reports = check_drift(services.store(), jsm_client())
+    events = services.events()
     for report in reports:
         logger.warning("drift found", extra={"drift": {**asdict(report), "found": report.found}})
+        if report.found:
+            # One metric datapoint and one event per project with drift (SPEC §2 reconcile).
+            count("DriftFound", report.found)
+            events.publish(
+                DriftFound(
+                    project_id=report.project_id,
+                    missing_in_jsm=report.missing_in_jsm,
+                    unknown_in_jsm=report.unknown_in_jsm,
+                    left_over_in_jsm=report.left_over_in_jsm,
+                    shares_organization_with=report.shares_organization_with,
+                    found=report.found,
+                )
+            )
     found = sum(report.found for report in reports)
-    count("DriftFound", found)
+    if not found:
+        count("DriftFound", 0)  # a datapoint every day, so the alarm sees the check ran
     return {"projects_with_drift": len(reports), "found": found}

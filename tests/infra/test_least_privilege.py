@@ -258,11 +258,20 @@ def _exercise(stack: LocalStack) -> None:
     assert b'"failed": 1' in payload
     assert b'"owed_emails_sent": 1' in payload
     assert b'"owed_welcome_emails_sent": 1' in payload
-    # the daily drift check
+    # drift: a stranger in the organization; the daily check reports it (DriftFound event),
+    # then a platform admin reconciles it away through the API
+    organization = api("GET", "/projects/demo", headers=SERVICE).json()["organization_id"]
+    stack.jira.add_members(organization, 1)
     payload, failed = invoke_handler(
         stack.app, "check_drift", event, "drift", get_settings().region
     )
     assert not failed, payload
+    assert b'"projects_with_drift": 1' in payload
+    root = bearer("root-1", "root@platform.example", "platform", ["platform_admin"])
+    fix = {"repair": True, "remove_extra": True}
+    answer = api("POST", "/projects/demo/reconcile", json=fix, headers=root)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["removed"]) == 1
     session.close()
 
 

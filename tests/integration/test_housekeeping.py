@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import requests
 
+from chalicelib.domain.events import DriftFound
 from chalicelib.domain.models import utc_now
 from chalicelib.domain.sweeper import sweep_stalled_grants
 from chalicelib.events import EventBridgePublisher
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_drift_check_reports_jsm_changes_made_behind_our_back(
-    stack: LocalStack, api: Api, seed: Seeder
+    stack: LocalStack, api: Api, seed: Seeder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an activated grant, then an agent removes the account from the organization in JSM
     project = seed.demo()
@@ -34,8 +35,14 @@ def test_drift_check_reports_jsm_changes_made_behind_our_back(
         timeout=5,
     ).raise_for_status()
 
-    # When the daily check runs / Then it reports the one missing membership
+    # When the daily check runs / Then it reports the one missing membership, with a
+    # DriftFound event for the project
+    published: list[object] = []
+    monkeypatch.setattr(EventBridgePublisher, "publish", lambda self, e: published.append(e))
     assert drift() == {"projects_with_drift": 1, "found": 1}
+    [event] = published
+    assert isinstance(event, DriftFound)
+    assert (event.project_id, event.missing_in_jsm, event.found) == ("demo", [account], 1)
 
 
 def test_sweeper_starts_a_lifecycle_whose_start_was_lost(
