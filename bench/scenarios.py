@@ -288,7 +288,7 @@ class Bench:
 
 @dataclass(frozen=True)
 class ImportTimes:
-    """Median seconds per subject (infra/measure_import.py): libraries compiled, and not."""
+    """Median seconds per subject (infra/measure_import.py): as the zip ships, and without .pyc."""
 
     compiled: dict[str, float]
     uncompiled: dict[str, float]

@@ -8,10 +8,11 @@ app's libraries would otherwise pick up (PyJWT imports `cryptography` whenever i
 `_HANDLER` is set as Lambda sets it, so `app.py` loads what that function serves, and each
 statement then imports what the entry point's handler imports on its first call.
 
-Bytecode: the SDK and the vendored libraries are compiled once beforehand, the app's own modules
-are not (`-B`): the figure `make bench` has always reported. The deployment zip carries no `.pyc`,
-so in Lambda the vendored modules are compiled at every cold start as well; `--no-bytecode`
-measures that (both are printed by `make bench`).
+Bytecode: as the zip ships. `make synth` puts a CPython 3.11 `.pyc` beside every module of the zip
+(app and vendored libraries, `infra.synth.add_bytecode`); the task root here is compiled by the
+same function, and the runtime's SDK has its own bytecode, as in Lambda. `--no-bytecode` leaves
+the task root uncompiled (what a zip without `.pyc` costs: every module compiled at every cold
+start); `make bench` prints both.
 
 `python -m infra.measure_import [--runs 9] [--no-bytecode]`.
 """
@@ -19,7 +20,6 @@ measures that (both are printed by `make bench`).
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import shutil
 import statistics
@@ -38,7 +38,13 @@ import chalice
 from chalicelib.config import REQUIRED_OUTSIDE_LOCAL
 
 from .resources import ROOT
-from .synth import APP_FILES, PROVIDED_BY_RUNTIME, dependency_closure, runtime_pins
+from .synth import (
+    APP_FILES,
+    PROVIDED_BY_RUNTIME,
+    dependency_closure,
+    runtime_pins,
+    write_bytecode,
+)
 
 NO_IMPORTS = "python (no imports)"
 BOTO3 = "import boto3"
@@ -104,9 +110,7 @@ def lambda_like_paths(*, bytecode: bool) -> Iterator[list[str]]:
         package = Path(chalice.__file__).parent
         shutil.copy2(package / "__init__.py", chalice_dir / "__init__.py")
         shutil.copy2(package / "app.py", chalice_dir / "app.py")
-        if bytecode:
-            compileall.compile_dir(str(task_root), quiet=1)
-        for name in APP_FILES:  # the app's own modules: never compiled beforehand
+        for name in APP_FILES:
             source = ROOT / name
             if source.is_dir():
                 shutil.copytree(
@@ -114,6 +118,9 @@ def lambda_like_paths(*, bytecode: bool) -> Iterator[list[str]]:
                 )
             else:
                 shutil.copy2(source, task_root / name)
+        if bytecode:  # every module of the zip, as `make synth` compiles it
+            for source in sorted(task_root.rglob("*.py")):
+                write_bytecode(source, source.relative_to(task_root).as_posix(), task_root)
         yield [str(task_root), str(runtime)]
 
 
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument(
-        "--no-bytecode", action="store_true", help="no .pyc for the vendored libraries either"
+        "--no-bytecode", action="store_true", help="no .pyc in the task root (a zip without them)"
     )
     args = parser.parse_args(argv)
     medians = measure(args.runs, bytecode=not args.no_bytecode)

@@ -8,7 +8,9 @@
 2. Stage a copy of the project with that `vendor/`, an empty `requirements.txt` (so Chalice
    downloads nothing) and the base role policy, then run
    `chalice package --pkg-format cloudformation --merge-template <infra.template> ...`.
-3. Check the result (every patched resource exists) and write `infra/out/template.json`,
+3. Add the bytecode the Lambda runtime (CPython 3.11) loads: an unchecked hash-based `.pyc`
+   beside every `.py` of the zip (`add_bytecode`; why: docs/decisions.md, "Cold start").
+4. Check the result (every patched resource exists) and write `infra/out/template.json`,
    `infra/out/deployment.zip` and `infra/out/synth.json` (what was built, for `infra.deploy`).
 
 Pip needs the wheels once (PyPI, or `PIP_FIND_LINKS` / `PIP_NO_INDEX=1` with a wheelhouse);
@@ -20,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -50,9 +56,10 @@ PLATFORMS = {
     "x86_64": ("manylinux2014_x86_64", "x86_64"),
 }
 PYTHON_VERSION = "3.11"
+# The bytecode the runtime loads: `__pycache__/<module>.cpython-311.pyc`.
+BYTECODE_TAG = "cpython-311"
 # Already in the Lambda Python runtime: the SDK and its own dependencies. Vendoring botocore
-# alone would add ~13 MB; a vendored urllib3 or jmespath would shadow the runtime's compiled copy
-# and be compiled again at every cold start (the zip carries no .pyc).
+# alone would add ~13 MB; a vendored urllib3 or jmespath would shadow the runtime's copy.
 PROVIDED_BY_RUNTIME = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
@@ -194,6 +201,49 @@ def vendor(pins: list[str], target: Path, architecture: str = "arm64") -> None:
     stamp.write_text(wanted)
 
 
+# --- bytecode -------------------------------------------------------------------------------
+
+
+def write_bytecode(source: Path, relative: str, root: Path) -> str:
+    """Compile `root/relative` (a `.py`) for CPython 3.11 into its `__pycache__`; its path.
+
+    Unchecked hash-based (PEP 552): the runtime uses it without looking at the source. A
+    timestamp-based one would be valid only if the source kept its mtime through the zip (Chalice
+    dates every entry 1980-01-01), and one Python rejects is compiled again at every cold start
+    without being saved (/var/task is read-only). Correct because it is compiled from the very
+    source it sits beside, in the same build; the source hash it records lets a test prove it.
+    """
+    if sys.implementation.cache_tag != BYTECODE_TAG:
+        raise SystemExit(f"bytecode for Lambda needs CPython 3.11, not {sys.implementation.name}")
+    cached = importlib.util.cache_from_source(relative)
+    py_compile.compile(
+        str(source),
+        cfile=str(root / cached),
+        dfile=f"/var/task/{relative}",
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    return cached
+
+
+def add_bytecode(zip_file: Path) -> int:
+    """Add to `zip_file` the `.pyc` of each of its `.py`, dated and moded like it; how many."""
+    with zipfile.ZipFile(zip_file) as archive:
+        sources = [i for i in archive.infolist() if i.filename.endswith(".py")]
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(zip_file, "a") as archive:
+        root = Path(tmp)
+        for info in sources:
+            source = root / info.filename
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_bytes(archive.read(info))
+            cached = write_bytecode(source, info.filename, root)
+            entry = zipfile.ZipInfo(cached, date_time=info.date_time)
+            entry.external_attr = info.external_attr
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, (root / cached).read_bytes())
+    return len(sources)
+
+
 # --- staging and packaging ------------------------------------------------------------------
 
 
@@ -312,6 +362,8 @@ def synth(
     size = (packaged / "deployment.zip").stat().st_size
     if not template_only:
         shutil.move(packaged / "deployment.zip", zip_file)
+        add_bytecode(zip_file)
+        size = zip_file.stat().st_size
         package = zip_file
         if size > MAX_ZIP_BYTES:
             raise SystemExit(f"the deployment package is {size / 2**20:.1f} MiB (> 15 MiB)")

@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chalicelib.config import REQUIRED_OUTSIDE_LOCAL
-from infra.measure_import import ENTRY_POINTS
+from infra.measure_import import ENTRY_POINTS, lambda_like_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 # pydantic is not among them: every function validates its settings with it at cold start
@@ -96,3 +98,44 @@ def test_every_kind_of_entry_point_is_measured() -> None:
         assert hasattr(app, attribute), name
     consumers = [s for s in app.app.event_sources if isinstance(s, SQSEventConfig)]
     assert bool(consumers) == (ENTRY_POINTS["HR consumer"] is not None)
+
+
+# Counts the modules Python compiles from source: a .pyc it can use is loaded without this.
+COMPILES_SPY = """
+import importlib._bootstrap_external as loading
+compiled = []
+_original = loading.SourceLoader.source_to_code
+def _spy(self, data, path, *, _optimize=-1):
+    compiled.append(path)
+    return _original(self, data, path, _optimize=_optimize)
+loading.SourceLoader.source_to_code = _spy
+"""
+
+
+@pytest.mark.parametrize("name", [n for n, e in ENTRY_POINTS.items() if e is not None])
+def test_a_cold_start_loads_the_shipped_bytecode_and_compiles_nothing(name: str) -> None:
+    # Given the task root as the zip ships it (a .pyc beside each module, infra.synth), whose
+    # sources no longer carry the mtimes they were compiled with (Lambda unzips them anew)
+    entry = ENTRY_POINTS[name]
+    assert entry is not None
+    given = {variable: f"probe-{variable.lower()}" for variable in REQUIRED_OUTSIDE_LOCAL}
+    env = {**os.environ, **given, "HELPDESK_STAGE": "dev", "_HANDLER": entry.handler}
+    with lambda_like_paths(bytecode=True) as paths:
+        task_root = Path(paths[0])
+        for source in task_root.rglob("*.py"):
+            os.utime(source)
+        # When the entry point cold-starts in a Lambda-like interpreter
+        probe = (
+            f"import sys; sys.path[:0] = {paths!r}\n{COMPILES_SPY}\n{entry.statement}\n"
+            "import json; print(json.dumps([p for p in compiled if p.startswith(sys.path[0])]))"
+        )
+        answer = subprocess.run(  # noqa: S603 - our own interpreter, fixed statements
+            [sys.executable, "-I", "-S", "-B", "-c", probe],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=task_root,
+            env=env,
+        )
+    # Then no module of the zip was compiled: all came from their .pyc
+    assert json.loads(answer.stdout.splitlines()[-1]) == []

@@ -8,8 +8,10 @@ first run on a machine downloads the Lambda wheels through pip).
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,26 @@ def test_zip_is_small_and_built_for_lambda(synthesized: SynthResult) -> None:
         for n in names
     )
     assert not [n for n in names if n.split("/")[0] in {"boto3", "botocore", "s3transfer"}]
-    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_zip_ships_the_runtime_bytecode_of_exactly_its_sources(synthesized: SynthResult) -> None:
+    # Given the deployment package (.pyc added by infra.synth.add_bytecode: cold start)
+    assert synthesized.package is not None
+    archive = zipfile.ZipFile(synthesized.package)
+    names = archive.namelist()
+    sources = [n for n in names if n.endswith(".py")]
+    compiled = [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    # Then every module has the .pyc CPython 3.11 looks for, and there is no other bytecode
+    # (no stray cache of the machine that built it: another Python, or stale sources)
+    assert sys.implementation.cache_tag == "cpython-311"
+    assert sorted(compiled) == sorted(importlib.util.cache_from_source(n) for n in sources)
+    for name in sources:
+        pyc = archive.read(importlib.util.cache_from_source(name))
+        # And each is 3.11's, hash-based and unchecked (PEP 552 flags 0b01: used without
+        # reading the source), compiled from the very source it sits beside
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER, name
+        assert int.from_bytes(pyc[4:8], "little") == 0b01, name
+        assert pyc[8:16] == importlib.util.source_hash(archive.read(name)), name
 
 
 def test_functions_run_on_arm64_with_a_zip_built_for_it(
