@@ -8,22 +8,33 @@ the step that was throttled.
 
 from __future__ import annotations
 
-import json
-import random
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
+import gc
 
-from .. import services
-from ..domain.drift import check_drift
-from ..domain.events import DriftFound
-from ..domain.grant_lifecycle import ExecutionName
-from ..domain.grant_steps import GrantJob, GrantSteps
-from ..domain.models import GrantError, utc_now
-from ..domain.sweeper import sweep_stalled_grants
-from ..errors import JiraRateLimited
-from ..jira import jsm_client
-from ..observability import MetricUnit, count, logger
+# Imported on a task's first call, i.e. at its cold start: no cyclic GC while these modules
+# load, then freeze them (why: the top of app.py).
+_COLLECTING = gc.isenabled()
+gc.disable()
+
+import json  # noqa: E402
+import random  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import asdict  # noqa: E402
+from typing import Any  # noqa: E402
+
+from .. import services  # noqa: E402
+from ..domain.drift import check_drift  # noqa: E402
+from ..domain.events import DriftFound  # noqa: E402
+from ..domain.grant_lifecycle import ExecutionName  # noqa: E402
+from ..domain.grant_steps import GrantJob, GrantSteps  # noqa: E402
+from ..domain.models import GrantError, utc_now  # noqa: E402
+from ..domain.sweeper import sweep_stalled_grants  # noqa: E402
+from ..errors import JiraRateLimited  # noqa: E402
+from ..jira import jsm_client  # noqa: E402
+from ..observability import MetricUnit, count, logger  # noqa: E402
+
+gc.freeze()
+if _COLLECTING:
+    gc.enable()
 
 BACKOFF_BASE_SECONDS = 2
 BACKOFF_CAP_SECONDS = 120

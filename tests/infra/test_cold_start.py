@@ -33,8 +33,9 @@ def imported_by(statement: str, handler: str | None) -> dict[str, object]:
     if handler is not None:
         env["_HANDLER"] = handler
     probe = (
-        f"{statement}; import json, sys, app; "
-        "print(json.dumps({'modules': sorted(sys.modules), 'routes': len(app.app.routes)}))"
+        f"{statement}; import gc, json, sys, app; "
+        "print(json.dumps({'modules': sorted(sys.modules), 'routes': len(app.app.routes), "
+        "'collecting': gc.isenabled(), 'frozen': gc.get_freeze_count()}))"
     )
     answer = subprocess.run(  # noqa: S603 - our own interpreter, fixed statements
         [sys.executable, "-c", probe],
@@ -76,6 +77,18 @@ def test_an_api_call_does_not_import_the_jira_client() -> None:
     assert entry is not None
     modules = set(imported_by(entry.statement, entry.handler)["modules"])  # type: ignore[call-overload]
     assert {"chalicelib.jira", "chalicelib.jira.client", "requests"} & modules == set()
+
+
+@pytest.mark.parametrize("name", [n for n, e in ENTRY_POINTS.items() if e is not None])
+def test_a_cold_start_loads_without_collecting_then_collects_again(name: str) -> None:
+    # Given an entry point (GC paused while its modules load: app.py, workflows/tasks.py)
+    entry = ENTRY_POINTS[name]
+    assert entry is not None
+    # When it has imported what its first call imports
+    found = imported_by(entry.statement, entry.handler)
+    # Then the loaded modules are frozen out of the collector, which runs again afterwards
+    assert found["frozen"]
+    assert found["collecting"] is True
 
 
 def test_outside_lambda_every_route_is_registered() -> None:
