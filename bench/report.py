@@ -194,7 +194,7 @@ def import_rows(imports: ImportTimes, runs: int) -> list[Row]:
             Row(
                 metric,
                 f"{seconds:.2f} s vs {boto3:.2f} s = {seconds / boto3:.2f}× "
-                f"as the zip ships, with its .pyc (without them: {uncompiled:.2f} s vs "
+                f"(as the zip ships, with its .pyc; without them: {uncompiled:.2f} s vs "
                 f"{bare:.2f} s = {uncompiled / bare:.2f}×)",
                 "≤ 2×",
                 seconds / boto3 <= 2,
