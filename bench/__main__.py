@@ -9,6 +9,7 @@ import time
 import warnings
 
 from bench import cost
+from bench.export import export_memory
 from bench.probes import AwsRequestLog, TaskTimer
 from bench.report import Results, document, report, write_document
 from bench.round_trips import CallCounter
@@ -29,7 +30,7 @@ def lifecycle_counts(phases: list[Phase], indexes: dict[str, int]) -> cost.Lifec
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print only, keep the doc")
     parser.add_argument("--latency-grants", type=int, default=30)
@@ -38,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-grants", type=int, default=40)
     parser.add_argument("--rate-limit", type=float, default=20)
     parser.add_argument("--import-runs", type=int, default=7)
-    args = parser.parse_args(argv)
+    parser.add_argument("--export-rows", type=int, default=100_000)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The documented local JWT secret is short on purpose; PyJWT would say so on every token.
@@ -50,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     # First, while nothing else runs: fresh interpreters compete for the same 2 cores.
     progress(f"cold imports ({args.import_runs} runs each)…")
     imports = import_times(args.import_runs)
+    progress(f"activity CSV export of {args.export_rows:,} entries under tracemalloc…")
+    export = export_memory(args.export_rows)
 
     from infra.resources import tables  # noqa: PLC0415
     from local.aws import lambda_handler_names  # noqa: PLC0415
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = lifecycle_counts([phases["activation_new"], phases["removal"]], indexes)
     results = Results(
         phases=phases,
+        export=export,
         round_trips=round_trips,
         latency=latency,
         listing=listing,
