@@ -138,6 +138,14 @@ def sweep_stalled_grants(event: Any) -> Event:
     return sweep()
 
 
+# Every minute: a grant is being removed within 2 minutes of its `expires_at` (SPEC §2).
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_grants")
+def expire_grants(event: Any) -> Event:
+    from chalicelib.workflows.tasks import expire  # noqa: PLC0415 - imported by this job only
+
+    return expire()
+
+
 @app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
 def check_drift(event: Any) -> Event:
     from chalicelib.workflows.tasks import drift  # noqa: PLC0415 - imported by this job only

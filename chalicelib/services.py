@@ -14,6 +14,7 @@ from functools import lru_cache
 from .config import get_settings, jira_token
 from .domain.contacts import ContactService
 from .domain.drift import DriftRepair
+from .domain.expiry import ExpiryJob
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
@@ -50,6 +51,11 @@ def grants() -> GrantService:
     return GrantService(
         store(), workflows(), mailer(), events(), reset_url=get_settings().password_reset_url
     )
+
+
+@lru_cache(maxsize=1)
+def expiry() -> ExpiryJob:
+    return ExpiryJob(store(), workflows(), mailer(), events())
 
 
 @lru_cache(maxsize=1)

@@ -151,6 +151,21 @@ ACCESS: dict[str, Access] = {
         describe_executions=frozenset(STATE_MACHINE_IDS),
         put_events=True,
     ),
+    # Every minute: queries the sparse expiry index; starts due removals (a transition: the
+    # grant, its desk reference, the activity entry) after checking the activation's execution
+    # ended; emails each reminder once (run-once), then marks it on the grant.
+    "expire_grants": Access(
+        tables={
+            "grants": frozenset({QUERY, UPDATE}),
+            "contacts": frozenset({UPDATE}),  # a grant being removed no longer holds its desk
+            "projects": frozenset({GET}),  # the project's name for the reminder
+            "activity": APPEND,
+            "idempotency": IDEMPOTENCY,
+        },
+        send_email=True,
+        start_executions=frozenset({"grant-removal"}),
+        describe_executions=frozenset({"grant-activation"}),
+    ),
     # Daily: every project's JSM organization against its grants (report only).
     "check_drift": Access(
         tables={"projects": frozenset({SCAN}), "grants": frozenset({QUERY})},

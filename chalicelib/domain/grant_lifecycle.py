@@ -140,6 +140,8 @@ class Move:
     account_created: bool | None = None
     error: GrantError | None = None
     welcome_owed: bool = False
+    # Commit only if the grant's `expires_at` is still the one read (the expiry job acts on it).
+    expiry_unchanged: bool = False
 
 
 class GrantLifecycle:
@@ -176,7 +178,7 @@ class GrantLifecycle:
             uow.delete_grant(current)
             uow.record_last_run(grant, iso(now))
         else:
-            uow.transition_grant(current, grant)
+            uow.transition_grant(current, grant, expiry_unchanged=move.expiry_unchanged)
         self._keep_references(uow, current, grant)
         detail = {**move.detail, "execution": grant.lifecycle_id}
         if move.error is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -26,6 +26,7 @@ from ..errors import (
 from . import activity
 from .authorization import acting_company, ensure_may_change_grant, ensure_member
 from .changes import commit_change
+from .expiry import valid_expiry
 from .grant_lifecycle import GrantLifecycle, Move, retry_target
 from .ids import new_ulid
 from .models import (
@@ -55,6 +56,8 @@ FINISHING_RETRY_AFTER_SECONDS = 1
 FINISHING_WINDOW = timedelta(minutes=5)
 # How often `add` resolves the contact again after losing a race to a concurrent change.
 ADD_ATTEMPTS = 2
+# The statuses whose expiry may be changed (SPEC §2 PATCH .../grants/{contact_id}).
+EXPIRY_CHANGEABLE = frozenset({GrantStatus.ACTIVATION_PENDING, GrantStatus.ACTIVATED})
 # At most one password reset email per grant in this interval (rule 6).
 RESET_INTERVAL = timedelta(minutes=5)
 
@@ -173,6 +176,7 @@ class GrantService:
             project = existing_project(reads.project, project_id)
             ensure_member(principal, project)
             company = acting_company(principal, project)
+            request = replace(request, expires_at=valid_expiry(request.expires_at))
             grant = self._try_add(principal, project, company, request, reads)
             if grant is not None:
                 self._start(grant)
@@ -247,6 +251,42 @@ class GrantService:
                 retry_after=PENDING_RETRY_AFTER_SECONDS,
             )
         return _view(project, self._begin(principal, grant, GrantStatus.DELETION_PENDING))
+
+    def change_expiry(
+        self, principal: Principal, project_id: str, contact_id: str, expires_at: str | None
+    ) -> GrantView:
+        """Set or clear when the grant ends (rule 10): whoever may remove it may (rule 2).
+
+        Only while it is being activated or activated; conditional on the grant as read (status,
+        run and expiry), so a concurrent change — another PATCH, the expiry job starting the
+        removal — is never lost: this request gets a 409 instead.
+        """
+        grant, project, _ = self._managed_grant(principal, project_id, contact_id)
+        if grant.status not in EXPIRY_CHANGEABLE:
+            raise Conflict(
+                f"only a grant being activated or activated has an expiry to change "
+                f"(this one is {grant.status.value})"
+            )
+        wanted = valid_expiry(expires_at)
+        if wanted == grant.expires_at:
+            return _view(project, grant)  # nothing changes: no write, no activity entry
+        now = iso(utc_now())
+        uow = self._store.unit_of_work()
+        uow.change_expiry(grant, wanted, now)
+        uow.append(
+            activity.entry(
+                project_id,
+                "grant.expiry_changed",
+                principal.as_actor(),
+                contact_id=contact_id,
+                contact_email=grant.email,
+                detail={"old": grant.expires_at, "new": wanted},
+            )
+        )
+        if not commit_change(uow, self._events, None):
+            raise Conflict("the grant changed meanwhile; reload it and try again")
+        changed = replace(grant, expires_at=wanted, updated_at=now, expiry_reminded_for=None)
+        return _view(project, changed)
 
     def retry(self, principal: Principal, project_id: str, contact_id: str) -> GrantView:
         grant, project, contact = self._managed_grant(principal, project_id, contact_id)

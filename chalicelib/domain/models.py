@@ -169,6 +169,8 @@ class Grant:
     # The welcome email could not be sent when the grant activated (SES refused): the sweeper
     # sends it (`GrantSteps.deliver_owed_welcome_emails`); the grant stays activated meanwhile.
     welcome_owed: bool = False
+    # The `expires_at` whose reminder email went out (one reminder per expiry, `domain.expiry`).
+    expiry_reminded_for: str | None = None
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,22 @@ class UnitOfWork(Protocol):
         ...
 
     def create_grant(self, grant: Grant) -> None: ...
-    def transition_grant(self, current: Grant, new: Grant) -> None:
-        """Write `new`'s status and run fields, if the item still has `current`'s status and run."""
+    def transition_grant(
+        self, current: Grant, new: Grant, *, expiry_unchanged: bool = False
+    ) -> None:
+        """Write `new`'s status and run fields, if the item still has `current`'s status and run
+        (and, with `expiry_unchanged`, its `expires_at`). A grant whose removal starts leaves the
+        expiry index."""
+        ...
+
+    def change_expiry(self, current: Grant, expires_at: str | None, updated_at: str) -> None:
+        """Set (or, with None, clear) `expires_at` and forget its reminder, if the grant still
+        has `current`'s status, run and `expires_at`; the grant enters or leaves the expiry
+        index with it."""
+        ...
+
+    def mark_expiry_reminded(self, current: Grant) -> None:
+        """Remember that `current.expires_at`'s reminder went out, if it is still the expiry."""
         ...
 
     def note_account_created(self, current: Grant) -> None:
@@ -168,6 +182,11 @@ class Store(Protocol):
         """Activated grants whose welcome email is still owed (a scan: sweeper only)."""
         ...
 
+    def grants_expiring_by(self, until: str) -> list[Grant]:
+        """Grants with `expires_at <= until` whose removal has not started (the sparse expiry
+        index; eventually consistent: act through conditional writes only)."""
+        ...
+
     def projects_owing_support_email(self) -> list[Project]:
         """Projects whose last support-access change was not emailed yet (a scan: sweeper)."""
         ...
@@ -195,6 +214,12 @@ class Mailer(Protocol):
     def send_password_reset(
         self, to: str, name: str, project_name: str, reset_url: str
     ) -> None: ...
+    def send_expiry_reminder(
+        self, to: str, name: str, project_name: str, expires_at: str, dedup_key: str
+    ) -> None:
+        """Sent once per `dedup_key` (one grant's one expiry), however often it is attempted."""
+        ...
+
     def send_support_access_changed(self, to: str, project: Project, dedup_key: str) -> None:
         """Sent once per `dedup_key` (one change), however often delivery is attempted."""
         ...

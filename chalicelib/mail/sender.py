@@ -25,6 +25,13 @@ class SesMailer:
     def send_password_reset(self, to: str, name: str, project_name: str, reset_url: str) -> None:
         self._send(to, templates.password_reset(name, project_name, reset_url), "password_reset")
 
+    def send_expiry_reminder(
+        self, to: str, name: str, project_name: str, expires_at: str, dedup_key: str
+    ) -> None:
+        """Sent once per `dedup_key` (one grant's one expiry): jobs may run twice at once."""
+        email = templates.expiry_reminder(name, project_name, expires_at)
+        run_once("expiry-reminder", dedup_key, lambda: self._send(to, email, "expiry_reminder"))
+
     def send_support_access_changed(self, to: str, project: Project, dedup_key: str) -> None:
         """Sent once per `dedup_key` (one change): the request and the sweeper may both try."""
         access = project.support_access

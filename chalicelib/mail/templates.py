@@ -125,3 +125,22 @@ def support_access_changed(
         facts,
         [],
     )
+
+
+def expiry_reminder(name: str, project_name: str, expires_at: str) -> Email:
+    """The contact's access ends at `expires_at` (an `iso` timestamp: the service's own value)."""
+    project = quoted(project_name)
+    ends = expires_at.replace("T", " ").removesuffix("Z")[:16] + " UTC"
+    return _render(
+        f"Your helpdesk access ends on {ends} for {project}",
+        [
+            "Hello,",
+            f"Your access to the helpdesk of a project ends on {ends}. "
+            "As they are written in the project console:",
+        ],
+        [_Fact("Project", project), _Fact("Your name", quoted(name))],
+        [
+            "After that you can no longer open or follow requests there. If you still need "
+            "access, ask the project's manager to extend it.",
+        ],
+    )

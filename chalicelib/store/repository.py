@@ -42,7 +42,14 @@ from ..domain.models import (
 from ..domain.ports import GrantReads, LastRun, Page, ReferenceKind
 from ..errors import MalformedRequest, StaleState, StoreThrottled, WriteConflict
 from ..observability import logger, mask_email
-from .tables import ActivityItem, ContactItem, GrantItem, OrganizationClaimItem, ProjectItem
+from .tables import (
+    EXPIRY_BUCKET,
+    ActivityItem,
+    ContactItem,
+    GrantItem,
+    OrganizationClaimItem,
+    ProjectItem,
+)
 
 # The export reads the log in pages this big (each at most 1 MB, DynamoDB's own cap).
 EXPORT_PAGE_SIZE = 1000
@@ -128,13 +135,26 @@ def _grant(item: GrantItem) -> Grant:
         error=GrantError(**error) if error else None,
         expires_at=item.expires_at,
         lifecycle_id=item.lifecycle_id,
+        expiry_reminded_for=item.expiry_reminded_for,
     )
 
 
 def _grant_item(grant: Grant) -> GrantItem:
     data = asdict(grant)
     data["status"] = grant.status.value
+    if grant.expires_at is not None and grant.status not in _REMOVING:
+        data["expiry_bucket"] = EXPIRY_BUCKET
     return GrantItem(**data)
+
+
+# A grant whose removal started leaves the expiry index (it never becomes activated again).
+_REMOVING = frozenset({GrantStatus.DELETION_PENDING, GrantStatus.DELETION_FAILED})
+
+
+def _same_expiry(grant: Grant) -> Condition:
+    if grant.expires_at is None:
+        return GrantItem.expires_at.does_not_exist()
+    return GrantItem.expires_at == grant.expires_at
 
 
 def _activity(item: ActivityItem) -> ActivityEntry:
@@ -360,7 +380,9 @@ class DynamoUnitOfWork:
         item = _grant_item(grant)
         self._ops.append(lambda t: t.save(item, condition=GrantItem.project_id.does_not_exist()))
 
-    def transition_grant(self, current: Grant, new: Grant) -> None:
+    def transition_grant(
+        self, current: Grant, new: Grant, *, expiry_unchanged: bool = False
+    ) -> None:
         item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
         actions: list[Any] = [
             GrantItem.status.set(new.status.value),
@@ -375,8 +397,36 @@ class DynamoUnitOfWork:
             actions.append(GrantItem.lifecycle_id.set(new.lifecycle_id))
         if new.jira_account_id is not None:
             actions.append(GrantItem.jira_account_id.set(new.jira_account_id))
+        if new.status in _REMOVING:
+            actions.append(GrantItem.expiry_bucket.remove())
         condition = (GrantItem.status == current.status.value) & _same_run(current)
+        if expiry_unchanged:
+            condition &= _same_expiry(current)
         self._ops.append(lambda t: t.update(item, actions=actions, condition=condition))
+
+    def change_expiry(self, current: Grant, expires_at: str | None, updated_at: str) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        actions: list[Any] = [
+            GrantItem.updated_at.set(updated_at),
+            GrantItem.expiry_reminded_for.remove(),
+        ]
+        if expires_at is None:
+            actions += [GrantItem.expires_at.remove(), GrantItem.expiry_bucket.remove()]
+        else:
+            actions += [
+                GrantItem.expires_at.set(expires_at),
+                GrantItem.expiry_bucket.set(EXPIRY_BUCKET),
+            ]
+        condition = (
+            (GrantItem.status == current.status.value) & _same_run(current) & _same_expiry(current)
+        )
+        self._ops.append(lambda t: t.update(item, actions=actions, condition=condition))
+
+    def mark_expiry_reminded(self, current: Grant) -> None:
+        item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
+        condition = GrantItem.project_id.exists() & _same_expiry(current)
+        action = GrantItem.expiry_reminded_for.set(str(current.expires_at))
+        self._ops.append(lambda t: t.update(item, actions=[action], condition=condition))
 
     def note_account_created(self, current: Grant) -> None:
         item = GrantItem(project_id=current.project_id, contact_id=current.contact_id)
@@ -591,6 +641,11 @@ class DynamoStore:
 
     def grants_owing_welcome(self) -> list[Grant]:
         return [_grant(item) for item in GrantItem.scan(GrantItem.welcome_owed == True)]  # noqa: E712
+
+    def grants_expiring_by(self, until: str) -> list[Grant]:
+        """A query of the sparse expiry index: grants expiring by `until`, soonest first."""
+        items = GrantItem.expiry_index.query(EXPIRY_BUCKET, GrantItem.expires_at <= until)
+        return [_grant(item) for item in items]
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (a scan: for the stalled-grant sweeper only)."""

@@ -94,6 +94,23 @@ class GrantContactIndex(GlobalSecondaryIndex["GrantItem"]):
     project_id = UnicodeAttribute(range_key=True)
 
 
+class GrantExpiryIndex(GlobalSecondaryIndex["GrantItem"]):
+    """Sparse: only grants with an expiry whose removal has not started carry `expiry_bucket`
+    (always `EXPIRY_BUCKET`), so the expiry job queries `expires_at <= t` without a scan."""
+
+    class Meta:
+        index_name = "expiry-index"
+        projection = AllProjection()
+
+    expiry_bucket = UnicodeAttribute(hash_key=True)
+    expires_at = UnicodeAttribute(range_key=True)
+
+
+# The one partition key of the expiry index: a few thousand grants expire within a week even at
+# 100k grants, well inside one partition's throughput (docs/decisions.md "Time-bound grants").
+EXPIRY_BUCKET = "grant"
+
+
 class GrantItem(Model):
     class Meta(_Meta):
         table_name = _settings.grants_table
@@ -117,8 +134,11 @@ class GrantItem(Model):
     error: MapAttribute[str, Any] = MapAttribute(null=True)
     expires_at = UnicodeAttribute(null=True)
     lifecycle_id = UnicodeAttribute(null=True)
+    expiry_reminded_for = UnicodeAttribute(null=True)
+    expiry_bucket = UnicodeAttribute(null=True)  # sparse: see GrantExpiryIndex
 
     contact_index = GrantContactIndex()
+    expiry_index = GrantExpiryIndex()
 
 
 class ActivityContactIndex(GlobalSecondaryIndex["ActivityItem"]):

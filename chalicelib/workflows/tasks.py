@@ -127,6 +127,14 @@ def sweep() -> dict[str, Any]:
     return {**asdict(report), **owed}
 
 
+def expire() -> dict[str, Any]:
+    """The scheduled expiry job (see `domain.expiry`): due removals and reminders."""
+    report = services.expiry().run()
+    logger.info("expiry checked", extra={"expiry": asdict(report)})
+    count("GrantsExpired", report.removals_started)
+    return asdict(report)
+
+
 def drift() -> dict[str, Any]:
     """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
     reports = check_drift(services.store(), jsm_client())

@@ -41,7 +41,7 @@ class RecordingEvents:
 
 @dataclass(frozen=True)
 class SentEmail:
-    kind: str  # activation | password_reset | support_access
+    kind: str  # activation | password_reset | support_access | expiry_reminder
     to: str
     project_name: str
     link: str | None = None
@@ -72,6 +72,15 @@ class RecordingMailer:
         if dedup_key in self._activation_keys:
             return
         self._send(SentEmail("support_access", to, project.name))
+        self._activation_keys.add(dedup_key)
+
+    def send_expiry_reminder(
+        self, to: str, name: str, project_name: str, expires_at: str, dedup_key: str
+    ) -> None:
+        """Once per `dedup_key`, like `SesMailer`'s run-once guard (a failed send is not kept)."""
+        if dedup_key in self._activation_keys:
+            return
+        self._send(SentEmail("expiry_reminder", to, project_name, expires_at))
         self._activation_keys.add(dedup_key)
 
     def _send(self, email: SentEmail) -> None:

@@ -243,12 +243,15 @@ class InMemoryUnitOfWork:
         grants = self._store._grants
         self._add(("grant", key), lambda: key not in grants, lambda: grants.__setitem__(key, new))
 
-    def transition_grant(self, current: Grant, new: Grant) -> None:
+    def transition_grant(
+        self, current: Grant, new: Grant, *, expiry_unchanged: bool = False
+    ) -> None:
         written = copy.deepcopy(new)
         self._update_in_run(
             current,
             current.status,
-            lambda stored: replace(
+            also=lambda stored: not expiry_unchanged or stored.expires_at == current.expires_at,
+            change=lambda stored: replace(
                 stored,
                 status=written.status,
                 updated_at=written.updated_at,
@@ -259,6 +262,42 @@ class InMemoryUnitOfWork:
                 jira_account_id=written.jira_account_id or stored.jira_account_id,
             ),
         )
+
+    def change_expiry(self, current: Grant, expires_at: str | None, updated_at: str) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def unchanged() -> bool:
+            stored = grants.get(key)
+            return (
+                stored is not None
+                and stored.status is current.status
+                and stored.lifecycle_id == current.lifecycle_id
+                and stored.expires_at == current.expires_at
+            )
+
+        def apply() -> None:
+            grants[key] = replace(
+                grants[key],
+                expires_at=expires_at,
+                updated_at=updated_at,
+                expiry_reminded_for=None,
+            )
+
+        self._add(("grant", key), unchanged, apply)
+
+    def mark_expiry_reminded(self, current: Grant) -> None:
+        key = (current.project_id, current.contact_id)
+        grants = self._store._grants
+
+        def same_expiry() -> bool:
+            stored = grants.get(key)
+            return stored is not None and stored.expires_at == current.expires_at
+
+        def apply() -> None:
+            grants[key] = replace(grants[key], expiry_reminded_for=current.expires_at)
+
+        self._add(("grant", key), same_expiry, apply)
 
     def note_account_created(self, current: Grant) -> None:
         self._update_in_run(
@@ -359,9 +398,14 @@ class InMemoryUnitOfWork:
                 w.apply()
 
     def _update_in_run(
-        self, current: Grant, status: GrantStatus, change: Callable[[Grant], Grant]
+        self,
+        current: Grant,
+        status: GrantStatus,
+        change: Callable[[Grant], Grant],
+        also: Callable[[Grant], bool] = lambda _: True,
     ) -> None:
-        """A write of the grant, conditional on it still being `status` in `current`'s run."""
+        """A write of the grant, conditional on it still being `status` in `current`'s run (and
+        on `also` of the stored grant)."""
         key = (current.project_id, current.contact_id)
         grants = self._store._grants
 
@@ -371,6 +415,7 @@ class InMemoryUnitOfWork:
                 stored is not None
                 and stored.status is status
                 and stored.lifecycle_id == current.lifecycle_id
+                and also(stored)
             )
 
         self._add(("grant", key), same_run, lambda: grants.__setitem__(key, change(grants[key])))
@@ -583,6 +628,17 @@ class InMemoryStore:
     def grants_owing_welcome(self) -> list[Grant]:
         with self._lock:
             return [copy.deepcopy(g) for g in self._grants.values() if g.welcome_owed]
+
+    def grants_expiring_by(self, until: str) -> list[Grant]:
+        """The sparse expiry index: grants with an expiry whose removal has not started."""
+        removing = {GrantStatus.DELETION_PENDING, GrantStatus.DELETION_FAILED}
+        with self._lock:
+            due = [
+                g
+                for g in self._grants.values()
+                if g.expires_at is not None and g.expires_at <= until and g.status not in removing
+            ]
+            return [copy.deepcopy(g) for g in sorted(due, key=lambda g: str(g.expires_at))]
 
     def pending_grants(self) -> list[Grant]:
         """Every grant with a lifecycle under way (what the sweeper scans for)."""

@@ -31,6 +31,9 @@ MARKERS = ("locked", "evil.example", "Bcc", "script", "victim")
 RENDER: dict[str, Callable[[str, str, str], Email]] = {
     "activation": lambda name, project, _: templates.activation(name, project, PORTAL),
     "password reset": lambda name, project, _: templates.password_reset(name, project, RESET),
+    "expiry reminder": lambda name, project, _: templates.expiry_reminder(
+        name, project, "2026-06-08T12:00:00.000Z"
+    ),
     "support access enabled": lambda name, project, reason: templates.support_access_changed(
         project, "apollo", True, reason, name
     ),
@@ -134,6 +137,20 @@ def test_the_reset_email_links_the_forgot_password_page() -> None:
     assert "“Dana Dev”" in email.text
     assert RESET in email.text
     assert shown(email.html).links == [RESET]
+
+
+def test_the_expiry_reminder_says_when_access_ends_in_both_parts() -> None:
+    # When the reminder is rendered for an expiry
+    email = templates.expiry_reminder("Dana Dev", "Apollo", "2026-06-08T12:00:00.000Z")
+
+    # Then subject, text and HTML say when, the person and project are quoted data, no link
+    assert email.subject == "Your helpdesk access ends on 2026-06-08 12:00 UTC for “Apollo”"
+    html = shown(email.html)
+    for part in (email.text, "".join(html.text)):
+        assert "ends on 2026-06-08 12:00 UTC" in part
+        assert "Project: “Apollo”" in part or "Project“Apollo”" in part
+        assert "“Dana Dev”" in part
+    assert html.links == []
 
 
 def test_the_support_email_says_why_only_when_enabled() -> None:
