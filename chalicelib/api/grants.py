@@ -14,7 +14,13 @@ from ..errors import FieldError, ValidationFailed
 from ..idempotency import run_once
 from ..observability import count
 from . import csv_export, presenters
-from .models import ActivityList, AddGrantRequest, GrantList, GrantResponse
+from .models import (
+    ActivityList,
+    AddGrantRequest,
+    ChangeExpiryRequest,
+    GrantList,
+    GrantResponse,
+)
 from .routing import Call, Result, operation
 
 bp = Blueprint(__name__)
@@ -109,6 +115,22 @@ def get_grant(call: Call, project_id: str, contact_id: str) -> Result:
 )
 def remove_grant(call: Call, project_id: str, contact_id: str) -> Result:
     return _accepted(services.grants().remove(call.user, project_id, contact_id))
+
+
+@operation(
+    bp,
+    "PATCH",
+    GRANT,
+    summary="Change or clear when a grant expires (its removal then starts by itself)",
+    who="project_manager, supervisor",
+    request=ChangeExpiryRequest,
+    response=GrantResponse,
+    errors=(400, 401, 403, 404, 409, 422),
+)
+def change_grant(call: Call, project_id: str, contact_id: str) -> Result:
+    body: ChangeExpiryRequest = call.body
+    view = services.grants().change_expiry(call.user, project_id, contact_id, body.expires_at)
+    return Result(presenters.grant(view))
 
 
 @operation(

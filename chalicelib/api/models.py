@@ -24,6 +24,8 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 DOMAIN_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# ISO-8601 UTC, like every timestamp of the API.
+Timestamp = Annotated[str, StringConstraints(pattern=TIMESTAMP_PATTERN)]
 Email = Annotated[
     str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254), AfterValidator(str.lower)
 ]
@@ -110,8 +112,8 @@ class AddGrantRequest(RequestModel):
     contact_id: Id | None = None
     email: Email | None = None
     new_contact: NewContactRequest | None = None
-    # (next) stored and shown, not yet acted on; an ISO-8601 UTC timestamp like the others.
-    expires_at: Annotated[str, StringConstraints(pattern=TIMESTAMP_PATTERN)] | None = None
+    # When the access ends (rule 10): future, at most 366 days ahead (`domain.expiry`).
+    expires_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _exactly_one_contact(self) -> AddGrantRequest:
@@ -119,6 +121,12 @@ class AddGrantRequest(RequestModel):
         if sum(value is not None for value in given) != 1:
             raise ValueError("give exactly one of contact_id, email, new_contact")
         return self
+
+
+class ChangeExpiryRequest(RequestModel):
+    """`{"expires_at": ts}` moves the end of the access, `{"expires_at": null}` removes it."""
+
+    expires_at: Timestamp | None
 
 
 class SupportAccessRequest(RequestModel):

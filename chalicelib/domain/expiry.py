@@ -35,8 +35,13 @@ def valid_expiry(expires_at: str | None, now: datetime | None = None) -> str | N
     if expires_at is None:
         return None
     now = now or utc_now()
-    moment = parse_iso(expires_at)
-    if moment <= now:
+    try:
+        moment = parse_iso(expires_at)
+    except ValueError:
+        moment = None
+    if moment is None:
+        message = "expires_at is not a date and time"
+    elif moment <= now:
         message = "expires_at must be in the future"
     elif moment > now + MAX_AHEAD:
         message = f"expires_at may be at most {MAX_AHEAD.days} days ahead"

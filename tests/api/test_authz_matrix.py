@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.domain.models import GrantStatus
+from chalicelib.domain.models import GrantStatus, iso, utc_now
 from local.stack import LocalStack
 from tests.api.expect import World, assert_problem
 from tests.conftest import ROOT
@@ -134,6 +135,10 @@ def _support_access(m: Matrix, a: Actor) -> tuple[str, Any]:
     return "/projects/demo/support-access", body
 
 
+def _expiry_body() -> dict[str, Any]:
+    return {"expires_at": iso(utc_now() + timedelta(days=30))}
+
+
 def _anyone(a: Actor) -> bool:
     return True
 
@@ -191,6 +196,13 @@ ENDPOINTS = [
         202,
         _managers,
         lambda m, a: (m.granted("del", a, GrantStatus.ACTIVATED), None),
+    ),
+    Endpoint(
+        "PATCH grant",
+        "PATCH",
+        200,
+        _managers,
+        lambda m, a: (m.granted("exp", a, GrantStatus.ACTIVATED), _expiry_body()),
     ),
     Endpoint(
         "POST password-reset",
@@ -339,7 +351,12 @@ GRANT_CHANGES = [
     ("DELETE", "", GrantStatus.ACTIVATED, 202),
     ("POST", "/retry", GrantStatus.ACTIVATION_FAILED, 202),
     ("POST", "/password-reset", GrantStatus.ACTIVATED, 202),
+    ("PATCH", "", GrantStatus.ACTIVATED, 200),
 ]
+
+
+def _change_body(method: str) -> dict[str, Any] | None:
+    return {"POST": {}, "PATCH": _expiry_body()}.get(method)
 
 
 @pytest.mark.parametrize(("method", "suffix", "status", "success"), GRANT_CHANGES)
@@ -373,11 +390,11 @@ def test_only_the_granting_company_the_contacts_company_and_admins_change_a_gran
 
     if allowed:
         # When a caller rule 2 allows changes it / Then it succeeds
-        answer = matrix.api.call(method, path, {} if method == "POST" else None, actor.headers)
+        answer = matrix.api.call(method, path, _change_body(method), actor.headers)
         assert answer.status == success, answer.body
         matrix.world.settle()
     else:
         # When another company's manager tries / Then 403 and nothing changes
         with matrix.world.unchanged():
-            answer = matrix.api.call(method, path, {} if method == "POST" else None, actor.headers)
+            answer = matrix.api.call(method, path, _change_body(method), actor.headers)
         assert_problem(answer, 403)

@@ -114,7 +114,7 @@ def test_an_expired_activated_grant_starts_its_removal_as_the_system(any_store):
     ]
 
 
-def test_two_jobs_running_at_the_same_time_start_one_removal(any_store):
+def test_two_jobs_running_at_the_same_time_start_one_removal(any_store: Store) -> None:
     # Given an expired grant, and two runs of the job starting at the same moment
     seed(any_store, expiring(NOW - timedelta(seconds=5)))
     workflows, events = RecordingWorkflows(), RecordingEvents()
