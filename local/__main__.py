@@ -89,6 +89,9 @@ curl -s {auth} {api}/projects/demo/grants
 curl -s -X POST {auth} {json_body} -d '{{"contact_id": "dev-1"}}' {api}/projects/demo/grants
 curl -s {auth} {api}/projects/demo/grants/dev-1
 curl -s {auth} {api}/projects/demo/activity
+curl -s -X PATCH {auth} {json_body} \\
+  -d '{{"expires_at": "'$(date -u -d '+15 seconds' +%Y-%m-%dT%H:%M:%SZ)'"}}' \\
+  {api}/projects/demo/grants/dev-1   # removed by the expiry job within ~30 s
 curl -s -X DELETE {auth} {api}/projects/demo/grants/dev-1
 curl -s {stack.mail_url}/api/messages
 curl -s {stack.jira_url}/_emulator/state
@@ -105,7 +108,12 @@ def main() -> int:
     from local.stack import LocalStack  # noqa: PLC0415 - counted in the start-up time
 
     fast = os.environ.get("HELPDESK_FAST_CLOCK")
-    stack = LocalStack(fast_clock_scale=float(fast) if fast else None, access_log=True)
+    schedule = float(os.environ.get("HELPDESK_LOCAL_SCHEDULE_SECONDS", "10"))
+    stack = LocalStack(
+        fast_clock_scale=float(fast) if fast else None,
+        access_log=True,
+        schedule_seconds=schedule,
+    )
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -38,6 +38,7 @@ from local.aws import (
     install_boto_client_cache,
     install_dynamodb_lock,
     install_lambda_bridge,
+    invoke_handler,
     provision,
     reset_aws,
 )
@@ -240,6 +241,65 @@ def _local_handler(handler_cls: type, quiet: bool) -> type:
     return LocalHandler
 
 
+class Scheduler:
+    """Runs every `@app.schedule` handler (stalled-grant sweep, expiry, drift check) every
+    `seconds`, one after the other, as EventBridge would invoke their functions (SPEC §5)."""
+
+    def __init__(self, app: Any, region: str, seconds: float) -> None:
+        self._app = app
+        self._region = region
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def jobs(self) -> list[str]:
+        from chalice.app import ScheduledEventConfig  # noqa: PLC0415
+
+        return [s.name for s in self._app.event_sources if isinstance(s, ScheduledEventConfig)]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def invoke(self, name: str) -> tuple[bytes, bool]:
+        """Run one job as EventBridge would: `(payload, failed)`."""
+        event = {
+            "version": "0",
+            "id": f"local-{name}-{time.time_ns()}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": self._region,
+            "resources": [],
+            "detail": {},
+        }
+        return invoke_handler(self._app, name, event, name, self._region)
+
+    def run_once(self) -> dict[str, bytes]:
+        """Every job once, now: `{job: payload}` (a failed job is logged, as Lambda would)."""
+        results = {}
+        for name in self.jobs():
+            payload, failed = self.invoke(name)
+            if failed:
+                log.error("scheduled job %s failed: %s", name, payload.decode()[:2000])
+            results[name] = payload
+        return results
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                self.run_once()
+            except Exception:  # the scheduler must outlive any one failed run
+                log.exception("scheduled jobs failed; running them again in %s s", self._seconds)
+
+
 class LocalStack:
     """Starts and stops the local stack; its parts are attributes once `start()` returned."""
 
@@ -252,11 +312,15 @@ class LocalStack:
         fast_clock_scale: float | None = None,
         access_log: bool = False,
         enforce_iam: bool = True,
+        schedule_seconds: float | None = None,
     ) -> None:
         self._requested = {"api": api_port, "aws": aws_port, "jira": jira_port, "mail": mail_port}
         self._fast_clock_scale = fast_clock_scale
         self._access_log = access_log
         self._enforce_iam = enforce_iam
+        # None: the scheduled jobs run only when a test calls them (`make run` sets 10 s).
+        self._schedule_seconds = schedule_seconds
+        self.scheduler: Scheduler | None = None
         self.iam: IamEnforcer | None = None
         self.ports: dict[str, int] = {}
         self.jira: JsmEmulator | None = None
@@ -384,9 +448,16 @@ class LocalStack:
         )
         self._api_thread.start()
 
-        self._poller = SqsPoller(self.app, self.aws_url, settings.region)
-        self._poller.start()
+        self._start_runners(settings.region)
         self._wait_until_healthy()
+
+    def _start_runners(self, region: str) -> None:
+        """What invokes the non-HTTP functions: the SQS poller and the scheduler."""
+        self._poller = SqsPoller(self.app, self.aws_url, region)
+        self._poller.start()
+        self.scheduler = Scheduler(self.app, region, self._schedule_seconds or 0)
+        if self._schedule_seconds:
+            self.scheduler.start()
 
     def _wait_until_healthy(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -402,6 +473,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything started, undo every patch and restore the environment."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         if self._poller is not None:
             self._poller.stop()
             self._poller = None

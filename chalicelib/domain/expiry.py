@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..errors import DependencyUnavailable, FieldError, ValidationFailed
+from ..errors import Conflict, DependencyUnavailable, FieldError, ValidationFailed
 from .changes import commit_change
 from .grant_lifecycle import GrantLifecycle, Move
 from .models import SYSTEM_ACTOR, Grant, GrantStatus, iso, parse_iso, utc_now
@@ -89,10 +89,15 @@ class ExpiryJob:
                 continue
             if grant.status is not GrantStatus.ACTIVATED or grant.expires_at is None:
                 continue  # a failed activation holds nothing; a removal is under way
-            if parse_iso(grant.expires_at) <= now:
-                self._expire(grant, report)
-            elif grant.expiry_reminded_for != grant.expires_at:
-                self._remind(grant, report)
+            try:
+                if parse_iso(grant.expires_at) <= now:
+                    self._expire(grant, report)
+                elif grant.expiry_reminded_for != grant.expires_at:
+                    self._remind(grant, report)
+            except Conflict:
+                # Another run holds this grant at this moment (a transaction kept conflicting,
+                # or its reminder is being sent): that run finishes it, or the next one does.
+                report.lost_races += 1
         return report
 
     def _expire(self, grant: Grant, report: ExpiryReport) -> None:

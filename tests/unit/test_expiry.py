@@ -15,6 +15,7 @@ from chalicelib.domain.grant_lifecycle import GrantLifecycle, Move
 from chalicelib.domain.models import ActorType, Grant, GrantStatus, iso
 from chalicelib.domain.ports import Store
 from chalicelib.errors import ValidationFailed
+from local.aws import install_dynamodb_lock
 from tests.fakes.adapters import RecordingEvents, RecordingMailer, RecordingWorkflows
 from tests.fakes.builders import contact, grant, project
 from tests.fakes.store import InMemoryStore
@@ -27,10 +28,12 @@ ALICE = contact("alice")
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The in-memory store, and the DynamoDB store on moto's in-process DynamoDB."""
+    """The in-memory store, and the DynamoDB store on moto's in-process DynamoDB (each item
+    operation atomic, as in DynamoDB: the concurrency tests run jobs from two threads)."""
     if request.param == "memory":
         yield InMemoryStore()
         return
+    undo = install_dynamodb_lock()
     with mock_aws():
         from chalicelib.store.repository import DynamoStore  # noqa: PLC0415
         from chalicelib.store.tables import ALL_TABLES  # noqa: PLC0415
@@ -38,7 +41,10 @@ def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         for model in ALL_TABLES:
             model._connection = None  # a fresh client inside this mock
             model.create_table(wait=True)
-        yield DynamoStore()
+        try:
+            yield DynamoStore()
+        finally:
+            undo()
 
 
 def seed(store: Store, *grants: Grant) -> None:
@@ -181,6 +187,23 @@ def test_an_activation_whose_execution_is_still_finishing_is_removed_on_a_later_
     assert expiry.run(NOW).removals_started == 0
     workflows.executions[str(g.lifecycle_id)] = "SUCCEEDED"
     assert expiry.run(NOW).removals_started == 1
+
+
+def test_a_grant_whose_writes_keep_conflicting_is_left_to_the_next_run() -> None:
+    # Given two expired grants, and DynamoDB cancelling the first one's writes 3 times
+    store = InMemoryStore()
+    seed(store, expiring(NOW - timedelta(minutes=2)), expiring(NOW, contact_id="bob"))
+    expiry, workflows, _ = job(store)
+    store.fail_next("conflict", "conflict", "conflict")
+
+    # When the job runs, then runs again
+    first = expiry.run(NOW)
+    second = expiry.run(NOW)
+
+    # Then the other grant was not held up, and the next run removed the first one
+    assert (first.removals_started, first.lost_races) == (1, 1)
+    assert second.removals_started == 1
+    assert sorted(g.contact_id for _, g in workflows.starts) == ["alice", "bob"]
 
 
 def test_a_removal_never_acts_on_an_expiry_changed_after_it_was_read(any_store):
