@@ -272,6 +272,34 @@ def _exercise(stack: LocalStack) -> None:
     answer = api("POST", "/projects/demo/reconcile", json=fix, headers=root)
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["removed"]) == 1
+
+    # time-bound grants: one expiring in a moment (removed), one in two days (reminded)
+    for contact_id in ("exp-1", "rem-1"):
+        body = {
+            "email": f"{contact_id}@acme.example",
+            "name": contact_id,
+            "company_id": "acme",
+            "console_user": True,
+        }
+        assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
+        added = api(
+            "POST", "/projects/demo/grants", json={"contact_id": contact_id}, headers=MANAGER
+        )
+        assert added.status_code == 202, added.text
+        assert wait_for(status(contact_id), f"{contact_id} activation") == "activated"
+    expiring = {"expires_at": iso(utc_now() + timedelta(seconds=1))}
+    changed = api("PATCH", "/projects/demo/grants/exp-1", json=expiring, headers=MANAGER)
+    assert changed.status_code == 200, changed.text
+    in_two_days = {"expires_at": iso(utc_now() + timedelta(days=2))}
+    api("PATCH", "/projects/demo/grants/rem-1", json=in_two_days, headers=MANAGER)
+    time.sleep(1.2)
+    payload, failed = invoke_handler(
+        stack.app, "expire_grants", event, "expire_grants", get_settings().region
+    )
+    assert not failed, payload
+    assert b'"removals_started": 1' in payload
+    assert b'"reminders_sent": 1' in payload
+    assert wait_for(status("exp-1"), "expiry removal") == "gone"
     session.close()
 
 
@@ -386,6 +414,8 @@ NOT_EXERCISED = {
     ("complete_activation", "idempotency", "dynamodb:DeleteItem"),
     ("sweep_stalled_grants", "idempotency", "dynamodb:GetItem"),
     ("sweep_stalled_grants", "idempotency", "dynamodb:DeleteItem"),
+    ("expire_grants", "idempotency", "dynamodb:GetItem"),
+    ("expire_grants", "idempotency", "dynamodb:DeleteItem"),
 }
 
 
