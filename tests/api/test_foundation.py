@@ -832,7 +832,7 @@ def test_bad_input_is_refused_and_changes_nothing(
         ("PATCH", "/projects/demo", {"GET", "PUT"}),
         ("DELETE", "/projects/demo", {"GET", "PUT"}),
         ("POST", "/health", {"GET"}),
-        ("PUT", "/projects/demo/grants/dev-1", {"GET", "DELETE"}),
+        ("PUT", "/projects/demo/grants/dev-1", {"GET", "DELETE", "PATCH"}),
         ("GET", "/projects/demo/grants/dev-1/retry", {"POST"}),
     ],
 )

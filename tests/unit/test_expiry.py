@@ -4,18 +4,15 @@ store and the DynamoDB store on moto (its sparse expiry index included)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from moto import mock_aws
 
 from chalicelib.domain.expiry import MAX_AHEAD, ExpiryJob, valid_expiry
 from chalicelib.domain.grant_lifecycle import GrantLifecycle, Move
 from chalicelib.domain.models import ActorType, Grant, GrantStatus, iso
 from chalicelib.domain.ports import Store
 from chalicelib.errors import ValidationFailed
-from local.aws import install_dynamodb_lock
 from tests.fakes.adapters import RecordingEvents, RecordingMailer, RecordingWorkflows
 from tests.fakes.builders import contact, grant, project
 from tests.fakes.store import InMemoryStore
@@ -27,24 +24,16 @@ ALICE = contact("alice")
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
-def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    """The in-memory store, and the DynamoDB store on moto's in-process DynamoDB (each item
-    operation atomic, as in DynamoDB: the concurrency tests run jobs from two threads)."""
+def any_store(request: pytest.FixtureRequest) -> Store:
+    """The in-memory store, and the DynamoDB store on the process's local stack (its moto
+    server, tables emptied; each item operation atomic as in DynamoDB). Not `mock_aws`: entering
+    it resets moto's process-wide backends, emptying the stack other tests here share."""
     if request.param == "memory":
-        yield InMemoryStore()
-        return
-    undo = install_dynamodb_lock()
-    with mock_aws():
-        from chalicelib.store.repository import DynamoStore  # noqa: PLC0415
-        from chalicelib.store.tables import ALL_TABLES  # noqa: PLC0415
+        return InMemoryStore()
+    request.getfixturevalue("stack")
+    from chalicelib.store.repository import DynamoStore  # noqa: PLC0415
 
-        for model in ALL_TABLES:
-            model._connection = None  # a fresh client inside this mock
-            model.create_table(wait=True)
-        try:
-            yield DynamoStore()
-        finally:
-            undo()
+    return DynamoStore()
 
 
 def seed(store: Store, *grants: Grant) -> None:
