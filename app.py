@@ -146,6 +146,14 @@ def expire_grants(event: Any) -> Event:
     return expire()
 
 
+# Every minute: a review's undecided grants are removed (and it closes) at its `due_at`.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="close_due_reviews")
+def close_due_reviews(event: Any) -> Event:
+    from chalicelib.workflows.tasks import close_due_reviews as run  # noqa: PLC0415 - this job only
+
+    return run()
+
+
 @app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
 def check_drift(event: Any) -> Event:
     from chalicelib.workflows.tasks import drift  # noqa: PLC0415 - imported by this job only

@@ -41,6 +41,7 @@ class Settings(BaseModel):
     grants_table: str = Field(alias="HELPDESK_GRANTS_TABLE")
     activity_table: str = Field(alias="HELPDESK_ACTIVITY_TABLE")
     idempotency_table: str = Field(alias="HELPDESK_IDEMPOTENCY_TABLE")
+    governance_table: str = Field(alias="HELPDESK_GOVERNANCE_TABLE")
     activation_state_machine_arn: str = Field(alias="HELPDESK_ACTIVATION_STATE_MACHINE_ARN")
     removal_state_machine_arn: str = Field(alias="HELPDESK_REMOVAL_STATE_MACHINE_ARN")
     event_bus_name: str = Field(alias="HELPDESK_EVENT_BUS")
@@ -88,6 +89,7 @@ def _local_defaults(environ: Mapping[str, str], region: str) -> dict[str, str]:
         "HELPDESK_GRANTS_TABLE": f"{prefix}-grants",
         "HELPDESK_ACTIVITY_TABLE": f"{prefix}-activity",
         "HELPDESK_IDEMPOTENCY_TABLE": f"{prefix}-idempotency",
+        "HELPDESK_GOVERNANCE_TABLE": f"{prefix}-governance",
         "HELPDESK_ACTIVATION_STATE_MACHINE_ARN": f"{sfn_arn}-grant-activation",
         "HELPDESK_REMOVAL_STATE_MACHINE_ARN": f"{sfn_arn}-grant-removal",
         "HELPDESK_EVENT_BUS": f"{prefix}-events",

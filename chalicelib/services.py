@@ -19,6 +19,7 @@ from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
 from .domain.projects import ProjectService
+from .domain.reviews import ReviewDeadlineJob, ReviewService
 from .domain.support_access import SupportAccessService
 from .events import EventBridgePublisher
 from .mail import SesMailer
@@ -56,6 +57,16 @@ def grants() -> GrantService:
 @lru_cache(maxsize=1)
 def expiry() -> ExpiryJob:
     return ExpiryJob(store(), workflows(), mailer(), events())
+
+
+@lru_cache(maxsize=1)
+def reviews() -> ReviewService:
+    return ReviewService(store(), workflows(), events())
+
+
+@lru_cache(maxsize=1)
+def review_deadlines() -> ReviewDeadlineJob:
+    return ReviewDeadlineJob(store(), workflows(), events())
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ UPDATE = "dynamodb:UpdateItem"
 DELETE = "dynamodb:DeleteItem"
 CHECK = "dynamodb:ConditionCheckItem"
 BATCH_GET = "dynamodb:BatchGetItem"  # POST /grants reads project, contact and grant at once
+BATCH_WRITE = "dynamodb:BatchWriteItem"  # a new review's items (more than a transaction holds)
 
 READ = frozenset({GET, QUERY})
 READ_WRITE = frozenset({GET, QUERY, PUT, UPDATE, DELETE})
@@ -87,6 +88,9 @@ ACCESS: dict[str, Access] = {
             "grants": frozenset({GET, BATCH_GET, QUERY, PUT, UPDATE}),
             "activity": APPEND_AND_READ,
             "idempotency": IDEMPOTENCY,
+            # Reviews: open (items batch-written, then header + lock), decide (a condition
+            # check on the open review + the item), read.
+            "governance": frozenset({GET, QUERY, PUT, UPDATE, CHECK, BATCH_WRITE}),
         },
         secrets=frozenset({"jwt", "jira_token"}),
         start_executions=frozenset(STATE_MACHINE_IDS),
@@ -165,6 +169,20 @@ ACCESS: dict[str, Access] = {
         send_email=True,
         start_executions=frozenset({"grant-removal"}),
         describe_executions=frozenset({"grant-activation"}),
+    ),
+    # Every minute: queries the sparse due index of reviews; removes each undecided grant still
+    # in the reviewed run (a transition, as for expiry) after checking its activation's
+    # execution ended; then closes the review (its header, its open-review lock, the entry).
+    "close_due_reviews": Access(
+        tables={
+            "governance": frozenset({GET, QUERY, UPDATE, DELETE}),
+            "grants": frozenset({GET, UPDATE}),
+            "contacts": frozenset({UPDATE}),  # a grant being removed no longer holds its desk
+            "activity": APPEND,
+        },
+        start_executions=frozenset({"grant-removal"}),
+        describe_executions=frozenset({"grant-activation"}),
+        put_events=True,
     ),
     # Daily: every project's JSM organization against its grants (report only).
     "check_drift": Access(

@@ -42,6 +42,7 @@ TABLE_IDS = {
     "grants": "GrantsTable",
     "activity": "ActivityTable",
     "idempotency": "IdempotencyTable",
+    "governance": "GovernanceTable",
 }
 
 

@@ -471,6 +471,7 @@ def _table_names(settings: Settings) -> dict[str, str]:
         "grants": settings.grants_table,
         "activity": settings.activity_table,
         "idempotency": settings.idempotency_table,
+        "governance": settings.governance_table,
     }
 
 

@@ -129,6 +129,16 @@ class ChangeExpiryRequest(RequestModel):
     expires_at: Timestamp | None
 
 
+class OpenReviewRequest(RequestModel):
+    """`{"due_at"}`: when undecided grants are removed (future, at most 90 days ahead)."""
+
+    due_at: Timestamp
+
+
+class ReviewDecisionRequest(RequestModel):
+    decision: Literal["keep", "revoke"]
+
+
 class SupportAccessRequest(RequestModel):
     enabled: bool
     reason: Reason | None = None
@@ -212,6 +222,33 @@ class GrantResponse(ResponseModel):
     expires_at: str | None
     granted_by_company_id: str | None
     outside_allowed_domains: bool
+
+
+class ReviewItemResponse(ResponseModel):
+    contact_id: str
+    email: str
+    name: str
+    decision: Literal["keep", "revoke"] | None
+    decided_by: str | None
+    decided_at: str | None
+
+
+class ReviewResponse(ResponseModel):
+    review_id: str
+    project_id: str
+    status: Literal["open", "closed"]
+    opened_by: str
+    opened_at: str
+    due_at: str
+    closed_at: str | None
+    items: list[ReviewItemResponse]
+
+
+class ReviewList(ResponseModel):
+    """Every review of the project, newest first, without their items."""
+
+    items: list[ReviewResponse]
+    next_cursor: str | None
 
 
 class GrantList(ResponseModel):

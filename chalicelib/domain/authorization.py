@@ -69,3 +69,15 @@ def ensure_role(principal: Principal, *roles: Role) -> None:
     if not principal.has_any(*roles):
         names = ", ".join(r.value for r in roles)
         raise Forbidden(f"this operation needs one of the roles: {names}")
+
+
+def ensure_may_open_review(principal: Principal, project: Project) -> None:
+    """Access reviews are opened by the customer company's managers, or a platform admin."""
+    if principal.has_any(Role.PLATFORM_ADMIN):
+        return
+    if principal.has_any(*MANAGERS) and principal.company_id == project.customer_company_id:
+        return
+    raise Forbidden(
+        "only project managers and supervisors of the project's customer company may open an "
+        "access review"
+    )

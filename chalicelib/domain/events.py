@@ -95,6 +95,28 @@ class DriftFound(DomainEvent):
     found: int
 
 
+class AccessReviewOpened(DomainEvent):
+    """A project's manager opened an access review: one item per activated grant, to be decided
+    by `due_at` (undecided grants are removed then)."""
+
+    project_id: str
+    review_id: str
+    opened_by: str
+    due_at: str
+    items: int
+
+
+class AccessReviewClosed(DomainEvent):
+    """An access review reached its deadline and closed; its `undecided` grants were removed
+    (reason `review_expired`), its `revoked` ones when they were decided."""
+
+    project_id: str
+    review_id: str
+    kept: int
+    revoked: int
+    undecided: int
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     GrantActivated,
     GrantRemoved,
@@ -102,6 +124,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ExternalContactUnlinked,
     SupportAccessChanged,
     DriftFound,
+    AccessReviewOpened,
+    AccessReviewClosed,
 )
 
 

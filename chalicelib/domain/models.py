@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 def utc_now() -> datetime:
@@ -196,3 +196,35 @@ class ActivityFilter:
 
 
 EVERY_ENTRY = ActivityFilter()
+
+
+Decision = Literal["keep", "revoke"]
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One reviewed grant: who, the run it was reviewed in, and the decision (None = open)."""
+
+    contact_id: str
+    email: str
+    name: str
+    lifecycle_id: str | None
+    granted_by_company_id: str | None
+    decision: Decision | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    review_id: str
+    project_id: str
+    status: Literal["open", "closed"]
+    opened_by: str
+    opened_at: str
+    due_at: str
+    closed_at: str | None = None
+    items: list[ReviewItem] = field(default_factory=list)
+
+    def item(self, contact_id: str) -> ReviewItem | None:
+        return next((i for i in self.items if i.contact_id == contact_id), None)

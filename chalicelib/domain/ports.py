@@ -15,6 +15,8 @@ from .models import (
     Contact,
     Grant,
     Project,
+    Review,
+    ReviewItem,
     SupportAccess,
 )
 
@@ -137,6 +139,19 @@ class UnitOfWork(Protocol):
         company that granted it."""
         ...
 
+    def open_review(self, review: Review) -> None:
+        """Store a new open review with its items, if the project has no open review."""
+        ...
+
+    def decide_review_item(self, review: Review, item: ReviewItem) -> None:
+        """Record `item`'s decision, if the review is still open and the item undecided."""
+        ...
+
+    def close_review(self, review: Review) -> None:
+        """Close the review (it leaves the due index, its project may open another), if it is
+        still open."""
+        ...
+
     def append(self, entry: ActivityEntry) -> None: ...
     def commit(self) -> None: ...
 
@@ -185,6 +200,19 @@ class Store(Protocol):
     def grants_expiring_by(self, until: str) -> list[Grant]:
         """Grants with `expires_at <= until` whose removal has not started (the sparse expiry
         index; eventually consistent: act through conditional writes only)."""
+        ...
+
+    def get_review(self, project_id: str, review_id: str) -> Review | None:
+        """The review with its items (strongly consistent)."""
+        ...
+
+    def reviews_of_project(self, project_id: str) -> list[Review]:
+        """The project's reviews, newest first, without their items."""
+        ...
+
+    def reviews_due_by(self, until: str) -> list[Review]:
+        """Open reviews with `due_at <= until`, without items (the sparse due index;
+        eventually consistent: read each again and act through conditional writes)."""
         ...
 
     def projects_owing_support_email(self) -> list[Project]:

@@ -37,6 +37,8 @@ from ..domain.models import (
     GrantError,
     GrantStatus,
     Project,
+    Review,
+    ReviewItem,
     SupportAccess,
 )
 from ..domain.ports import GrantReads, LastRun, Page, ReferenceKind
@@ -46,6 +48,7 @@ from .tables import (
     EXPIRY_BUCKET,
     ActivityItem,
     ContactItem,
+    GovernanceItem,
     GrantItem,
     OrganizationClaimItem,
     ProjectItem,
@@ -70,6 +73,49 @@ def _organization_key(organization_id: str) -> str:
 
 
 # --- item <-> domain ------------------------------------------------------------------------
+
+# Governance items (tables.GovernanceItem): one partition per project, kinds by key prefix.
+REVIEW_DUE_BUCKET = "review"
+_OPEN_REVIEW = "open-review"
+
+
+def _project_pk(project_id: str) -> str:
+    return f"project#{project_id}"
+
+
+def _review_sk(review_id: str) -> str:
+    return f"review#{review_id}"
+
+
+def _review_item_sk(review_id: str, contact_id: str) -> str:
+    return f"reviewitem#{review_id}#{contact_id}"
+
+
+def _review(item: GovernanceItem, items: list[ReviewItem] | None = None) -> Review:
+    return Review(
+        review_id=str(item.record_id),
+        project_id=str(item.project_id),
+        status="open" if item.status == "open" else "closed",
+        opened_by=str(item.opened_by),
+        opened_at=str(item.opened_at),
+        due_at=str(item.due_at),
+        closed_at=item.closed_at,
+        items=items or [],
+    )
+
+
+def _review_item(item: GovernanceItem) -> ReviewItem:
+    decision = item.decision if item.decision in ("keep", "revoke") else None
+    return ReviewItem(
+        contact_id=str(item.contact_id),
+        email=str(item.email),
+        name=str(item.name),
+        lifecycle_id=item.lifecycle_id,
+        granted_by_company_id=item.granted_by_company_id,
+        decision=decision,  # type: ignore[arg-type]  # checked against the two values above
+        decided_by=item.decided_by,
+        decided_at=item.decided_at,
+    )
 
 
 def _project(item: ProjectItem) -> Project:
@@ -251,6 +297,7 @@ class DynamoUnitOfWork:
         self._connection = connection
         self._ops: list[Callable[[TransactWrite], None]] = []
         self._entries: list[ActivityEntry] = []
+        self._before: list[GovernanceItem] = []  # written (batch) before the transaction
 
     def create_contact(self, contact: Contact) -> None:
         item = _contact_item(contact)
@@ -477,6 +524,71 @@ class DynamoUnitOfWork:
         )
         self._ops.append(lambda t: t.update(item, actions=[action]))
 
+    def open_review(self, review: Review) -> None:
+        pk = _project_pk(review.project_id)
+        header = GovernanceItem(
+            pk=pk,
+            sk=_review_sk(review.review_id),
+            project_id=review.project_id,
+            record_id=review.review_id,
+            status="open",
+            opened_by=review.opened_by,
+            opened_at=review.opened_at,
+            due_at=review.due_at,
+            due_bucket=REVIEW_DUE_BUCKET,
+        )
+        lock = GovernanceItem(pk=pk, sk=_OPEN_REVIEW, record_id=review.review_id)
+        new = GovernanceItem.sk.does_not_exist()
+        self._ops.append(lambda t: t.save(header, condition=new))
+        self._ops.append(lambda t: t.save(lock, condition=new))
+        # A review lists every activated grant: more than a transaction's 100 items. Its items
+        # are batch-written before the transaction that makes the review exist (they are read
+        # only through it); a review that lost to an open one leaves them unread under its id.
+        for reviewed in review.items:
+            row = GovernanceItem(
+                pk=pk,
+                sk=_review_item_sk(review.review_id, reviewed.contact_id),
+                record_id=review.review_id,
+                contact_id=reviewed.contact_id,
+                email=reviewed.email,
+                name=reviewed.name,
+                lifecycle_id=reviewed.lifecycle_id,
+                granted_by_company_id=reviewed.granted_by_company_id,
+            )
+            self._before.append(row)
+
+    def decide_review_item(self, review: Review, item: ReviewItem) -> None:
+        pk = _project_pk(review.project_id)
+        header_sk = _review_sk(review.review_id)
+        row = GovernanceItem(pk=pk, sk=_review_item_sk(review.review_id, item.contact_id))
+        actions: list[Any] = [
+            GovernanceItem.decision.set(str(item.decision)),
+            GovernanceItem.decided_by.set(str(item.decided_by)),
+            GovernanceItem.decided_at.set(str(item.decided_at)),
+        ]
+        undecided = GovernanceItem.sk.exists() & GovernanceItem.decision.does_not_exist()
+        is_open = GovernanceItem.status == "open"
+        self._ops.append(
+            lambda t: t.condition_check(GovernanceItem, pk, header_sk, condition=is_open)
+        )
+        self._ops.append(lambda t: t.update(row, actions=actions, condition=undecided))
+
+    def close_review(self, review: Review) -> None:
+        pk = _project_pk(review.project_id)
+        header = GovernanceItem(pk=pk, sk=_review_sk(review.review_id))
+        actions: list[Any] = [
+            GovernanceItem.status.set("closed"),
+            GovernanceItem.closed_at.set(str(review.closed_at)),
+            GovernanceItem.due_bucket.remove(),
+        ]
+        lock = GovernanceItem(pk=pk, sk=_OPEN_REVIEW)
+        self._ops.append(
+            lambda t: t.update(header, actions=actions, condition=GovernanceItem.status == "open")
+        )
+        self._ops.append(
+            lambda t: t.delete(lock, condition=GovernanceItem.record_id == review.review_id)
+        )
+
     def append(self, entry: ActivityEntry) -> None:
         item = _activity_item(entry)
         self._ops.append(lambda t: t.save(item, condition=ActivityItem.id.does_not_exist()))
@@ -487,18 +599,33 @@ class DynamoUnitOfWork:
         caller may commit again; a failed condition means this unit of work is stale."""
         if not self._ops:
             return
+        if self._before:
+            with GovernanceItem.batch_write() as batch:
+                for row in self._before:
+                    batch.save(row)
         try:
             with TransactWrite(connection=self._connection) as transaction:
                 for op in self._ops:
                     op(transaction)
         except TransactWriteError as exc:
+            self._take_back_before()
             reasons = {r.code for r in (exc.cancellation_reasons or []) if r and r.code}
             reasons.add(exc.cause_response_code or "")
             _raise_translated(exc, reasons)
+        self._before.clear()
         for entry in self._entries:
             _log_recorded(entry)
         self._ops.clear()
         self._entries.clear()
+
+    def _take_back_before(self) -> None:
+        """The transaction did not commit: delete the items batch-written ahead of it (nothing
+        reads them, but a refused request changes nothing), and write them again on a retry."""
+        if not self._before:
+            return
+        with GovernanceItem.batch_write() as batch:
+            for row in self._before:
+                batch.delete(row)
 
 
 # --- store ----------------------------------------------------------------------------------
@@ -634,6 +761,32 @@ class DynamoStore:
     def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
         item = _first(ContactItem, f"{kind}#{contact_id}#{key}", convert=lambda i: i)
         return set(item.projects or ()) if item else set()
+
+    def get_review(self, project_id: str, review_id: str) -> Review | None:
+        pk = _project_pk(project_id)
+        try:
+            header = GovernanceItem.get(pk, _review_sk(review_id), consistent_read=True)
+        except GovernanceItem.DoesNotExist:
+            return None
+        rows = GovernanceItem.query(
+            pk,
+            GovernanceItem.sk.startswith(_review_item_sk(review_id, "")),
+            consistent_read=True,
+        )
+        return _review(header, [_review_item(row) for row in rows])
+
+    def reviews_of_project(self, project_id: str) -> list[Review]:
+        rows = GovernanceItem.query(
+            _project_pk(project_id),
+            GovernanceItem.sk.startswith(_review_sk("")),
+            scan_index_forward=False,
+        )
+        return [_review(row) for row in rows]
+
+    def reviews_due_by(self, until: str) -> list[Review]:
+        """A query of the sparse due index: open reviews due by `until`, soonest first."""
+        rows = GovernanceItem.due_index.query(REVIEW_DUE_BUCKET, GovernanceItem.due_at <= until)
+        return [_review(row) for row in rows]
 
     def projects_owing_support_email(self) -> list[Project]:
         owed = ProjectItem.support_access["notified"] == False  # noqa: E712 - a condition

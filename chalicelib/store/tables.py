@@ -178,12 +178,76 @@ class IdempotencyItem(Model):
     id = UnicodeAttribute(hash_key=True)
 
 
+class GovernanceDueIndex(GlobalSecondaryIndex["GovernanceItem"]):
+    """Sparse: only an open review (`due_bucket = "review"`) and a pending access request
+    (`"request"`) carry `due_bucket`, so the deadline jobs query `due_at <= now` without a scan."""
+
+    class Meta:
+        index_name = "due-index"
+        projection = AllProjection()
+
+    due_bucket = UnicodeAttribute(hash_key=True)
+    due_at = UnicodeAttribute(range_key=True)
+
+
+class GovernancePendingIndex(GlobalSecondaryIndex["GovernanceItem"]):
+    """Sparse: a pending access request carries `pending_project` (its project id)."""
+
+    class Meta:
+        index_name = "pending-index"
+        projection = AllProjection()
+
+    pending_project = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class GovernanceItem(Model):
+    """Access reviews and access requests of a project (rule 11), keyed `pk = project#<id>`:
+
+    - `sk = review#<review_id>`: a review (status, deadline); `reviewitem#<review_id>#<contact>`:
+      one reviewed grant and its decision; `open-review`: the lock that keeps one review open;
+    - `sk = request#<request_id>`: an access request; `pending-request#<contact>`: the lock that
+      keeps one request of a contact pending.
+    """
+
+    class Meta(_Meta):
+        table_name = _settings.governance_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    project_id = UnicodeAttribute(null=True)
+    record_id = UnicodeAttribute(null=True)  # review id or request id
+    contact_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    opened_by = UnicodeAttribute(null=True)
+    opened_at = UnicodeAttribute(null=True)
+    closed_at = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+    due_bucket = UnicodeAttribute(null=True)  # sparse: see GovernanceDueIndex
+    pending_project = UnicodeAttribute(null=True)  # sparse: see GovernancePendingIndex
+    lifecycle_id = UnicodeAttribute(null=True)
+    granted_by_company_id = UnicodeAttribute(null=True)
+    company_id = UnicodeAttribute(null=True)
+    decision = UnicodeAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    decided_at = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    requested_at = UnicodeAttribute(null=True)
+    grant_expires_at = UnicodeAttribute(null=True)
+
+    due_index = GovernanceDueIndex()
+    pending_index = GovernancePendingIndex()
+
+
 ALL_TABLES: tuple[type[Model], ...] = (
     ProjectItem,
     ContactItem,
     GrantItem,
     ActivityItem,
     IdempotencyItem,
+    GovernanceItem,
 )
 # Every model, tables and the claim model sharing one, whose connections a new endpoint resets.
 ALL_MODELS: tuple[type[Model], ...] = (*ALL_TABLES, OrganizationClaimItem)

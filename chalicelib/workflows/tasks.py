@@ -135,6 +135,14 @@ def expire() -> dict[str, Any]:
     return asdict(report)
 
 
+def close_due_reviews() -> dict[str, Any]:
+    """The scheduled review-deadline job (see `domain.reviews`): undecided grants removed."""
+    report = services.review_deadlines().run()
+    logger.info("review deadlines checked", extra={"reviews": asdict(report)})
+    count("ReviewGrantsRemoved", report.removals_started)
+    return asdict(report)
+
+
 def drift() -> dict[str, Any]:
     """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
     reports = check_drift(services.store(), jsm_client())

@@ -12,7 +12,7 @@ seeds the contacts and grants it needs under names of its own, so cases never me
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -112,6 +112,29 @@ class Matrix:
         self.world.put_grant(self.project, contact, status)
         return f"/projects/demo/grants/{contact['contact_id']}"
 
+    def no_open_review(self) -> None:
+        """Given: no open review on `demo` (one project has one at a time)."""
+        from chalicelib import services  # noqa: PLC0415 - the app's own store, as configured
+
+        store = services.store()
+        for review in store.reviews_of_project("demo"):
+            if review.status == "open":
+                uow = store.unit_of_work()
+                uow.close_review(replace(review, status="closed", closed_at=iso(utc_now())))
+                uow.commit()
+
+    def fresh_review(self) -> str:
+        """Given: a review of `demo` opened now, listing every grant activated so far."""
+        from chalicelib import services  # noqa: PLC0415
+        from chalicelib.domain.models import Principal, Role  # noqa: PLC0415
+
+        self.no_open_review()
+        admin = Principal(
+            "root-1", "root@platform.example", "platform", frozenset({Role.PLATFORM_ADMIN})
+        )
+        due = iso(utc_now() + timedelta(days=1))
+        return services.reviews().open(admin, "demo", due).review_id
+
 
 def _put_project(m: Matrix, a: Actor) -> tuple[str, Any]:
     return f"/projects/p-{a.key}", {**PROJECT, "name": f"Project {a.key}"}
@@ -137,6 +160,22 @@ def _support_access(m: Matrix, a: Actor) -> tuple[str, Any]:
 
 def _expiry_body() -> dict[str, Any]:
     return {"expires_at": iso(utc_now() + timedelta(days=30))}
+
+
+def _open_review(m: Matrix, a: Actor) -> tuple[str, Any]:
+    m.no_open_review()
+    return "/projects/demo/reviews", {"due_at": iso(utc_now() + timedelta(days=7))}
+
+
+def _review(m: Matrix, a: Actor) -> tuple[str, Any]:
+    return f"/projects/demo/reviews/{m.fresh_review()}", None
+
+
+def _decide(m: Matrix, a: Actor) -> tuple[str, Any]:
+    """A grant of the actor's company, in a review opened after it was activated."""
+    contact_id = m.granted("rv", a, GrantStatus.ACTIVATED).rsplit("/", 1)[-1]
+    path = f"/projects/demo/reviews/{m.fresh_review()}/items/{contact_id}"
+    return path, {"decision": "keep"}
 
 
 def _anyone(a: Actor) -> bool:
@@ -226,6 +265,16 @@ ENDPOINTS = [
         lambda a: a.role == "platform_admin",
         lambda m, a: ("/projects/demo/reconcile", {"repair": False, "remove_extra": False}),
     ),
+    Endpoint("GET reviews", "GET", 200, _members, _read("/projects/demo/reviews")),
+    Endpoint(
+        "POST reviews",
+        "POST",
+        201,
+        lambda a: (a.role in MANAGERS and a.relation == "customer") or a.role == "platform_admin",
+        _open_review,
+    ),
+    Endpoint("GET review", "GET", 200, _members, _review),
+    Endpoint("PUT review item", "PUT", 200, _managers, _decide),
     Endpoint(
         "GET support-access",
         "GET",

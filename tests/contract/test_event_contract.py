@@ -26,6 +26,8 @@ SPEC_EVENT_NAMES = {
     "ExternalContactUnlinked",
     "SupportAccessChanged",
     "DriftFound",
+    "AccessReviewOpened",
+    "AccessReviewClosed",
 }
 
 

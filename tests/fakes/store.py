@@ -32,6 +32,8 @@ from chalicelib.domain.models import (
     Grant,
     GrantStatus,
     Project,
+    Review,
+    ReviewItem,
     SupportAccess,
 )
 from chalicelib.domain.ports import GrantReads, LastRun, Page, ReferenceKind
@@ -372,6 +374,56 @@ class InMemoryUnitOfWork:
 
         self._add(("reference", name), _always, apply)
 
+    def open_review(self, review: Review) -> None:
+        new = copy.deepcopy(review)
+        key = (review.project_id, review.review_id)
+        reviews, open_reviews = self._store._reviews, self._store._open_reviews
+        self._add(
+            ("review", key), lambda: key not in reviews, lambda: reviews.__setitem__(key, new)
+        )
+        self._add(
+            ("open-review", review.project_id),
+            lambda: review.project_id not in open_reviews,
+            lambda: open_reviews.__setitem__(review.project_id, review.review_id),
+        )
+
+    def decide_review_item(self, review: Review, item: ReviewItem) -> None:
+        key = (review.project_id, review.review_id)
+        reviews = self._store._reviews
+        decided = copy.deepcopy(item)
+
+        def undecided() -> bool:
+            stored = reviews.get(key)
+            found = stored.item(item.contact_id) if stored else None
+            return (
+                stored is not None
+                and stored.status == "open"
+                and found is not None
+                and (found.decision is None)
+            )
+
+        def apply() -> None:
+            stored = reviews[key]
+            items = [decided if i.contact_id == item.contact_id else i for i in stored.items]
+            reviews[key] = replace(stored, items=items)
+
+        self._add(("review-item", key, item.contact_id), undecided, apply)
+
+    def close_review(self, review: Review) -> None:
+        key = (review.project_id, review.review_id)
+        reviews, open_reviews = self._store._reviews, self._store._open_reviews
+
+        def still_open() -> bool:
+            stored = reviews.get(key)
+            return stored is not None and stored.status == "open"
+
+        def apply() -> None:
+            reviews[key] = replace(reviews[key], status="closed", closed_at=review.closed_at)
+            if open_reviews.get(review.project_id) == review.review_id:
+                del open_reviews[review.project_id]
+
+        self._add(("review", key), still_open, apply)
+
     def append(self, entry: ActivityEntry) -> None:
         key = (entry.project_id, entry.id)
         activity = self._store._activity
@@ -439,6 +491,8 @@ class InMemoryStore:
         self._activity: dict[tuple[str, str], ActivityEntry] = {}  # (project id, entry id)
         self._references: dict[tuple[str, str, str], set[str]] = {}  # (kind, contact, key)
         self._last_runs: dict[tuple[str, str], LastRun] = {}  # (project, contact)
+        self._reviews: dict[tuple[str, str], Review] = {}  # (project, review id)
+        self._open_reviews: dict[str, str] = {}  # project → its open review
         self._failures: list[str] = []
 
     # --- failure injection --------------------------------------------------------------------
@@ -619,6 +673,24 @@ class InMemoryStore:
     def referencing_projects(self, contact_id: str, kind: ReferenceKind, key: str) -> set[str]:
         with self._lock:
             return set(self._references.get((kind, contact_id, key), ()))
+
+    def get_review(self, project_id: str, review_id: str) -> Review | None:
+        with self._lock:
+            return copy.deepcopy(self._reviews.get((project_id, review_id)))
+
+    def reviews_of_project(self, project_id: str) -> list[Review]:
+        with self._lock:
+            found = [replace(r, items=[]) for (p, _), r in self._reviews.items() if p == project_id]
+        return sorted(found, key=lambda r: r.review_id, reverse=True)
+
+    def reviews_due_by(self, until: str) -> list[Review]:
+        with self._lock:
+            due = [
+                replace(r, items=[])
+                for r in self._reviews.values()
+                if r.status == "open" and r.due_at <= until
+            ]
+        return sorted(due, key=lambda r: r.due_at)
 
     def projects_owing_support_email(self) -> list[Project]:
         with self._lock:

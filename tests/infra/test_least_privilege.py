@@ -300,6 +300,25 @@ def _exercise(stack: LocalStack) -> None:
     assert b'"removals_started": 1' in payload
     assert b'"reminders_sent": 1' in payload
     assert wait_for(status("exp-1"), "expiry removal") == "gone"
+
+    # access reviews: open one due in a moment, revoke one grant (its removal starts), keep
+    # none; at the deadline the job removes the undecided grants and closes the review
+    due = {"due_at": iso(utc_now() + timedelta(seconds=1))}
+    review = api("POST", "/projects/demo/reviews", json=due, headers=MANAGER)
+    assert review.status_code == 201, review.text
+    review_path = f"/projects/demo/reviews/{review.json()['review_id']}"
+    assert api("GET", "/projects/demo/reviews", headers=MANAGER).status_code == 200
+    revoke = {"decision": "revoke"}
+    decided = api("PUT", f"{review_path}/items/rem-1", json=revoke, headers=MANAGER)
+    assert decided.status_code == 200, decided.text
+    assert wait_for(status("rem-1"), "review removal") == "gone"
+    time.sleep(1.2)
+    payload, failed = invoke_handler(
+        stack.app, "close_due_reviews", event, "close_due_reviews", get_settings().region
+    )
+    assert not failed, payload
+    assert b'"reviews_closed": 1' in payload
+    assert api("GET", review_path, headers=MANAGER).json()["status"] == "closed"
     session.close()
 
 
@@ -380,9 +399,9 @@ def needed(call: Call) -> list[tuple[str, str]]:
                 ((kind, body),) = item.items()
                 found.append((f"table:{_table_key(body['TableName'])}", TRANSACT_ACTIONS[kind]))
             return found
-        if call.operation == "BatchGetItem":
+        if call.operation in ("BatchGetItem", "BatchWriteItem"):
             return [
-                (f"table:{_table_key(table)}", "dynamodb:BatchGetItem")
+                (f"table:{_table_key(table)}", f"dynamodb:{call.operation}")
                 for table in call.params["RequestItems"]
             ]
         if call.operation == "TransactGetItems":

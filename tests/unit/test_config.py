@@ -25,6 +25,7 @@ DEPLOYED = {
     "HELPDESK_PROJECTS_TABLE": "helpdesk-access-prod-projects",
     "HELPDESK_CONTACTS_TABLE": "helpdesk-access-prod-contacts",
     "HELPDESK_GRANTS_TABLE": "helpdesk-access-prod-grants",
+    "HELPDESK_GOVERNANCE_TABLE": "helpdesk-access-prod-governance",
     "HELPDESK_ACTIVITY_TABLE": "helpdesk-access-prod-activity",
     "HELPDESK_IDEMPOTENCY_TABLE": "helpdesk-access-prod-idempotency",
     "HELPDESK_ACTIVATION_STATE_MACHINE_ARN": "arn:aws:states:eu-central-1:1:stateMachine:a",
