@@ -52,7 +52,7 @@ def _review(review: Review) -> ReviewResponse:
     summary="Access reviews of the project, newest first",
     who="members",
     response=ReviewList,
-    errors=(401, 403, 404),
+    errors=(400, 401, 403, 404),
 )
 def list_reviews(call: Call, project_id: str) -> Result:
     reviews = services.reviews().list(call.user, project_id)
@@ -84,7 +84,7 @@ def open_review(call: Call, project_id: str) -> Result:
     summary="An access review with its items",
     who="members",
     response=ReviewResponse,
-    errors=(401, 403, 404),
+    errors=(400, 401, 403, 404),
 )
 def get_review(call: Call, project_id: str, review_id: str) -> Result:
     return Result(_review(services.reviews().get(call.user, project_id, review_id)))
