@@ -154,6 +154,14 @@ def close_due_reviews(event: Any) -> Event:
     return run()
 
 
+# Every minute: an access request still pending at its `expires_at` expires.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="expire_access_requests")
+def expire_access_requests(event: Any) -> Event:
+    from chalicelib.workflows.tasks import expire_access_requests as run  # noqa: PLC0415
+
+    return run()
+
+
 @app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
 def check_drift(event: Any) -> Event:
     from chalicelib.workflows.tasks import drift  # noqa: PLC0415 - imported by this job only

@@ -58,6 +58,8 @@ class Settings(BaseModel):
     portal_base_url: str = Field("", alias="HELPDESK_PORTAL_URL")  # load_settings: the JSM site
     helpdesk_cache_seconds: int = Field(30, alias="HELPDESK_HELPDESK_CACHE_SECONDS")
     helpdesk_timeout_seconds: float = Field(2.5, alias="HELPDESK_HELPDESK_TIMEOUT_SECONDS")
+    # A pending access request expires after this (SPEC §2; may be fractional).
+    access_request_ttl_hours: float = Field(168.0, gt=0, alias="HELPDESK_ACCESS_REQUEST_TTL_HOURS")
 
     @property
     def is_local(self) -> bool:

@@ -9,9 +9,11 @@ for importing it (cold start, docs/decisions.md).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from .config import get_settings, jira_token
+from .domain.access_requests import AccessRequestExpiryJob, AccessRequestService
 from .domain.contacts import ContactService
 from .domain.drift import DriftRepair
 from .domain.expiry import ExpiryJob
@@ -67,6 +69,17 @@ def reviews() -> ReviewService:
 @lru_cache(maxsize=1)
 def review_deadlines() -> ReviewDeadlineJob:
     return ReviewDeadlineJob(store(), workflows(), events())
+
+
+@lru_cache(maxsize=1)
+def access_requests() -> AccessRequestService:
+    ttl = timedelta(hours=get_settings().access_request_ttl_hours)
+    return AccessRequestService(store(), grants(), mailer(), events(), ttl)
+
+
+@lru_cache(maxsize=1)
+def access_request_expiry() -> AccessRequestExpiryJob:
+    return AccessRequestExpiryJob(store(), events())
 
 
 @lru_cache(maxsize=1)

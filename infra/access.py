@@ -89,8 +89,9 @@ ACCESS: dict[str, Access] = {
             "activity": APPEND_AND_READ,
             "idempotency": IDEMPOTENCY,
             # Reviews: open (items batch-written, then header + lock), decide (a condition
-            # check on the open review + the item), read.
-            "governance": frozenset({GET, QUERY, PUT, UPDATE, CHECK, BATCH_WRITE}),
+            # check on the open review + the item), read. Access requests: put with their
+            # pending lock, decided (update + the lock deleted), read (pending index).
+            "governance": frozenset({GET, QUERY, PUT, UPDATE, DELETE, CHECK, BATCH_WRITE}),
         },
         secrets=frozenset({"jwt", "jira_token"}),
         start_executions=frozenset(STATE_MACHINE_IDS),
@@ -182,6 +183,12 @@ ACCESS: dict[str, Access] = {
         },
         start_executions=frozenset({"grant-removal"}),
         describe_executions=frozenset({"grant-activation"}),
+        put_events=True,
+    ),
+    # Every minute: queries the sparse due index of access requests; each still pending
+    # expires (its item updated, its pending lock deleted, the entry, AccessRequestDecided).
+    "expire_access_requests": Access(
+        tables={"governance": frozenset({QUERY, UPDATE, DELETE}), "activity": APPEND},
         put_events=True,
     ),
     # Daily: every project's JSM organization against its grants (report only).

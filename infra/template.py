@@ -438,6 +438,8 @@ def environment(stack: Stack) -> Json:
         },
         "HELPDESK_MAIL_SENDER": {"Ref": "MailSender"},
         "HELPDESK_SUPPORT_TEAM_EMAIL": {"Ref": "SupportTeamEmail"},
+        # SPEC §2's 7 days; a stage that wants another TTL sets it here (hours, may be fractional).
+        "HELPDESK_ACCESS_REQUEST_TTL_HOURS": "168",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     for key, table_id in sorted(resources.TABLE_IDS.items()):

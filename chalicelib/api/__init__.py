@@ -6,12 +6,20 @@ from collections.abc import Callable
 
 from chalice.app import Chalice, Request, Response
 
-from . import contacts, grants, health, helpdesk, projects, reviews
+from . import access_requests, contacts, grants, health, helpdesk, projects, reviews
 from .problems import as_problem
 
 
 def register_api(app: Chalice) -> None:
-    for blueprint in (health.bp, projects.bp, contacts.bp, grants.bp, helpdesk.bp, reviews.bp):
+    for blueprint in (
+        health.bp,
+        projects.bp,
+        contacts.bp,
+        grants.bp,
+        helpdesk.bp,
+        reviews.bp,
+        access_requests.bp,
+    ):
         app.register_blueprint(blueprint)
 
     @app.middleware("http")

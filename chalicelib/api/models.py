@@ -57,6 +57,13 @@ Reason = Annotated[
     _typed_text(REASON_MAX_LENGTH, min_length=0),
     Field(description=TYPED_TEXT),
 ]
+# A reason that must be given (access requests): 1..500 characters.
+RequiredReason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX_LENGTH),
+    _typed_text(REASON_MAX_LENGTH),
+    Field(description=TYPED_TEXT),
+]
 Domain = Annotated[
     str, StringConstraints(pattern=DOMAIN_PATTERN, max_length=253), AfterValidator(str.lower)
 ]
@@ -137,6 +144,22 @@ class OpenReviewRequest(RequestModel):
 
 class ReviewDecisionRequest(RequestModel):
     decision: Literal["keep", "revoke"]
+
+
+class CreateAccessRequestRequest(RequestModel):
+    """A console user asks for access for themselves, saying why."""
+
+    reason: RequiredReason
+
+
+class ApproveAccessRequestRequest(RequestModel):
+    """Optionally with when the granted access ends (future, at most 366 days ahead)."""
+
+    expires_at: Timestamp | None = None
+
+
+class DenyAccessRequestRequest(RequestModel):
+    reason: Reason | None = None
 
 
 class SupportAccessRequest(RequestModel):
@@ -248,6 +271,25 @@ class ReviewList(ResponseModel):
     """Every review of the project, newest first, without their items."""
 
     items: list[ReviewResponse]
+    next_cursor: str | None
+
+
+class AccessRequestResponse(ResponseModel):
+    request_id: str
+    project_id: str
+    contact_id: str
+    email: str
+    reason: str
+    status: Literal["pending", "approved", "denied", "expired"]
+    requested_at: str
+    decided_by: str | None
+    decided_at: str | None
+    expires_at: str = Field(description="When the request expires if nobody decides it")
+    grant_expires_at: str | None = Field(description="When the approved access ends, if set")
+
+
+class AccessRequestList(ResponseModel):
+    items: list[AccessRequestResponse]
     next_cursor: str | None
 
 

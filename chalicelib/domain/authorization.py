@@ -81,3 +81,33 @@ def ensure_may_open_review(principal: Principal, project: Project) -> None:
         "only project managers and supervisors of the project's customer company may open an "
         "access review"
     )
+
+
+def ensure_may_request_access(principal: Principal, project: Project) -> None:
+    """A console user of the project's customer or integrator company asks for themselves."""
+    if principal.has_any(Role.CONSOLE_USER) and principal.company_id in project.company_ids:
+        return
+    raise Forbidden(
+        "only console users of the project's customer or integrator company may ask for access"
+    )
+
+
+def may_decide_request(principal: Principal, project: Project, requester_company: str) -> bool:
+    """Managers of the requester's company (on this project) and platform admins decide."""
+    if principal.has_any(Role.PLATFORM_ADMIN):
+        return True
+    return (
+        principal.has_any(*MANAGERS)
+        and principal.company_id == requester_company
+        and principal.company_id in project.company_ids
+    )
+
+
+def ensure_may_decide_request(
+    principal: Principal, project: Project, requester_company: str, requester_id: str
+) -> None:
+    """Rule 11: a manager of the requester's company decides; never the requester."""
+    if principal.sub == requester_id:
+        raise Forbidden("nobody approves or denies their own access request")
+    if not may_decide_request(principal, project, requester_company):
+        raise Forbidden("only managers of the requester's company may decide this request")

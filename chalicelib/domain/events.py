@@ -117,6 +117,26 @@ class AccessReviewClosed(DomainEvent):
     undecided: int
 
 
+class AccessRequested(DomainEvent):
+    """A contact asked for access to a project; managers of its company decide."""
+
+    project_id: str
+    request_id: str
+    contact_id: str
+    company_id: str
+    expires_at: str
+
+
+class AccessRequestDecided(DomainEvent):
+    """An access request was approved (the grant's activation started), denied, or expired."""
+
+    project_id: str
+    request_id: str
+    contact_id: str
+    status: str
+    decided_by: str | None
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     GrantActivated,
     GrantRemoved,
@@ -126,6 +146,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     DriftFound,
     AccessReviewOpened,
     AccessReviewClosed,
+    AccessRequested,
+    AccessRequestDecided,
 )
 
 

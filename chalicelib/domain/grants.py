@@ -8,7 +8,7 @@ starts the lifecycle's workflow. When the workflow cannot be started the grant i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -168,7 +168,15 @@ class GrantService:
 
     # --- commands -----------------------------------------------------------------------------
 
-    def add(self, principal: Principal, project_id: str, request: AddGrant) -> GrantView:
+    def add(
+        self,
+        principal: Principal,
+        project_id: str,
+        request: AddGrant,
+        with_writes: Callable[[UnitOfWork], None] | None = None,
+    ) -> GrantView:
+        """Give the contact access. `with_writes` adds the caller's writes (an access request's
+        approval) to the grant's transaction: both commit, or neither."""
         # A lost race (the contact was unlinked or created meanwhile) is resolved once more
         # from fresh reads; a second loss is a 409 the client may retry.
         for _attempt in range(ADD_ATTEMPTS):
@@ -177,7 +185,7 @@ class GrantService:
             ensure_member(principal, project)
             company = acting_company(principal, project)
             request = replace(request, expires_at=valid_expiry(request.expires_at))
-            grant = self._try_add(principal, project, company, request, reads)
+            grant = self._try_add(principal, project, company, request, reads, with_writes)
             if grant is not None:
                 self._start(grant)
                 return _view(project, grant)
@@ -203,8 +211,11 @@ class GrantService:
         company: str,
         request: AddGrant,
         reads: GrantReads,
+        with_writes: Callable[[UnitOfWork], None] | None = None,
     ) -> Grant | None:
         uow = self._store.unit_of_work()
+        if with_writes is not None:
+            with_writes(uow)
         contact = self._resolve_contact(principal, project, company, request, reads, uow)
         existing = reads.grant
         if existing is not None and existing.status is not GrantStatus.ACTIVATION_FAILED:

@@ -228,3 +228,26 @@ class Review:
 
     def item(self, contact_id: str) -> ReviewItem | None:
         return next((i for i in self.items if i.contact_id == contact_id), None)
+
+
+RequestStatus = Literal["pending", "approved", "denied", "expired"]
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """A contact asking for access to a project (rule 11); `expires_at`: when a request still
+    pending expires. `company_id`: the requester's company, whose managers decide."""
+
+    request_id: str
+    project_id: str
+    contact_id: str
+    email: str
+    name: str
+    company_id: str
+    reason: str
+    status: RequestStatus
+    requested_at: str
+    expires_at: str
+    decided_by: str | None = None
+    decided_at: str | None = None
+    grant_expires_at: str | None = None

@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from .events import DomainEvent
 from .models import (
     EVERY_ENTRY,
+    AccessRequest,
     ActivityEntry,
     ActivityFilter,
     Contact,
@@ -152,6 +153,15 @@ class UnitOfWork(Protocol):
         still open."""
         ...
 
+    def create_access_request(self, request: AccessRequest) -> None:
+        """Store a new pending request, if its contact has no other pending request there."""
+        ...
+
+    def decide_access_request(self, current: AccessRequest, decided: AccessRequest) -> None:
+        """Write `decided`'s status and decision, if the request is still pending (it leaves the
+        pending and due indexes; the contact may ask again)."""
+        ...
+
     def append(self, entry: ActivityEntry) -> None: ...
     def commit(self) -> None: ...
 
@@ -215,6 +225,18 @@ class Store(Protocol):
         eventually consistent: read each again and act through conditional writes)."""
         ...
 
+    def get_access_request(self, project_id: str, request_id: str) -> AccessRequest | None: ...
+    def access_requests_of_project(
+        self, project_id: str, status: str | None = None
+    ) -> list[AccessRequest]:
+        """The project's requests, newest first (pending ones from the sparse pending index)."""
+        ...
+
+    def access_requests_due_by(self, until: str) -> list[AccessRequest]:
+        """Pending requests with `expires_at <= until` (the sparse due index; eventually
+        consistent: act through conditional writes only)."""
+        ...
+
     def projects_owing_support_email(self) -> list[Project]:
         """Projects whose last support-access change was not emailed yet (a scan: sweeper)."""
         ...
@@ -250,6 +272,12 @@ class Mailer(Protocol):
 
     def send_support_access_changed(self, to: str, project: Project, dedup_key: str) -> None:
         """Sent once per `dedup_key` (one change), however often delivery is attempted."""
+        ...
+
+    def send_access_request_decision(
+        self, to: str, name: str, project_name: str, request: AccessRequest
+    ) -> None:
+        """Sent once per request: the requester learns it was approved or denied."""
         ...
 
 

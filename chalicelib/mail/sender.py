@@ -6,7 +6,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws import client
 from ..config import get_settings
-from ..domain.models import Project
+from ..domain.models import AccessRequest, Project
 from ..errors import DependencyUnavailable
 from ..idempotency import run_once
 from ..observability import logger, mask_email
@@ -39,6 +39,23 @@ class SesMailer:
             project.name, project.project_id, access.enabled, access.reason, access.changed_by or ""
         )
         run_once("support-access-email", dedup_key, lambda: self._send(to, email, "support_access"))
+
+    def send_access_request_decision(
+        self, to: str, name: str, project_name: str, request: AccessRequest
+    ) -> None:
+        """Sent once per request, however often the decision is retried."""
+        email = templates.access_request_decision(
+            name,
+            project_name,
+            request.status == "approved",
+            request.reason,
+            request.grant_expires_at,
+        )
+        run_once(
+            "access-request-decision",
+            f"{request.project_id}#{request.request_id}",
+            lambda: self._send(to, email, "access_request_decision"),
+        )
 
     def _send(self, to: str, email: Email, kind: str) -> None:
         try:

@@ -144,3 +144,33 @@ def expiry_reminder(name: str, project_name: str, expires_at: str) -> Email:
             "access, ask the project's manager to extend it.",
         ],
     )
+
+
+def access_request_decision(
+    name: str, project_name: str, approved: bool, reason: str, grant_expires_at: str | None
+) -> Email:
+    """The requester learns the decision on their request (`reason`: what they typed)."""
+    project = quoted(project_name)
+    facts = [
+        _Fact("Project", project),
+        _Fact("Your name", quoted(name)),
+        _Fact("Your reason", quoted(reason, REASON_MAX_LENGTH)),
+    ]
+    if approved:
+        after = ["Your helpdesk access is being set up; you get an email once it is ready."]
+        if grant_expires_at:
+            ends = grant_expires_at.replace("T", " ").removesuffix("Z")[:16] + " UTC"
+            after.append(f"The access ends on {ends}.")
+    else:
+        after = ["If you still need access, talk to your company's project manager."]
+    outcome = "approved" if approved else "denied"
+    return _render(
+        f"Your helpdesk access request was {outcome} for {project}",
+        [
+            "Hello,",
+            f"A manager of your company {outcome} your request for helpdesk access. "
+            "As they are written in the project console:",
+        ],
+        facts,
+        after,
+    )

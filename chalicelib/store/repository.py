@@ -28,6 +28,7 @@ from ..domain.grant_lifecycle import PENDING
 from ..domain.ids import ulid_range
 from ..domain.models import (
     EVERY_ENTRY,
+    AccessRequest,
     ActivityEntry,
     ActivityFilter,
     Actor,
@@ -89,6 +90,37 @@ def _review_sk(review_id: str) -> str:
 
 def _review_item_sk(review_id: str, contact_id: str) -> str:
     return f"reviewitem#{review_id}#{contact_id}"
+
+
+REQUEST_DUE_BUCKET = "request"
+
+
+def _request_sk(request_id: str) -> str:
+    return f"request#{request_id}"
+
+
+def _pending_request_sk(contact_id: str) -> str:
+    return f"pending-request#{contact_id}"
+
+
+def _access_request(item: GovernanceItem) -> AccessRequest:
+    status = item.status if item.status in ("pending", "approved", "denied", "expired") else None
+    assert status is not None, f"an access request with status {item.status!r}"
+    return AccessRequest(
+        request_id=str(item.record_id),
+        project_id=str(item.project_id),
+        contact_id=str(item.contact_id),
+        email=str(item.email),
+        name=str(item.name),
+        company_id=str(item.company_id),
+        reason=str(item.reason),
+        status=status,  # type: ignore[arg-type]  # one of the four, checked above
+        requested_at=str(item.requested_at),
+        expires_at=str(item.due_at),
+        decided_by=item.decided_by,
+        decided_at=item.decided_at,
+        grant_expires_at=item.grant_expires_at,
+    )
 
 
 def _review(item: GovernanceItem, items: list[ReviewItem] | None = None) -> Review:
@@ -589,6 +621,51 @@ class DynamoUnitOfWork:
             lambda t: t.delete(lock, condition=GovernanceItem.record_id == review.review_id)
         )
 
+    def create_access_request(self, request: AccessRequest) -> None:
+        pk = _project_pk(request.project_id)
+        row = GovernanceItem(
+            pk=pk,
+            sk=_request_sk(request.request_id),
+            project_id=request.project_id,
+            record_id=request.request_id,
+            contact_id=request.contact_id,
+            email=request.email,
+            name=request.name,
+            company_id=request.company_id,
+            reason=request.reason,
+            status="pending",
+            requested_at=request.requested_at,
+            due_at=request.expires_at,
+            due_bucket=REQUEST_DUE_BUCKET,
+            pending_project=request.project_id,
+        )
+        lock = GovernanceItem(
+            pk=pk, sk=_pending_request_sk(request.contact_id), record_id=request.request_id
+        )
+        new = GovernanceItem.sk.does_not_exist()
+        self._ops.append(lambda t: t.save(row, condition=new))
+        self._ops.append(lambda t: t.save(lock, condition=new))
+
+    def decide_access_request(self, current: AccessRequest, decided: AccessRequest) -> None:
+        pk = _project_pk(current.project_id)
+        row = GovernanceItem(pk=pk, sk=_request_sk(current.request_id))
+        actions: list[Any] = [
+            GovernanceItem.status.set(decided.status),
+            GovernanceItem.due_bucket.remove(),
+            GovernanceItem.pending_project.remove(),
+        ]
+        if decided.decided_by is not None:
+            actions.append(GovernanceItem.decided_by.set(decided.decided_by))
+        if decided.decided_at is not None:
+            actions.append(GovernanceItem.decided_at.set(decided.decided_at))
+        if decided.grant_expires_at is not None:
+            actions.append(GovernanceItem.grant_expires_at.set(decided.grant_expires_at))
+        lock = GovernanceItem(pk=pk, sk=_pending_request_sk(current.contact_id))
+        pending = GovernanceItem.status == "pending"
+        ours = GovernanceItem.record_id == current.request_id
+        self._ops.append(lambda t: t.update(row, actions=actions, condition=pending))
+        self._ops.append(lambda t: t.delete(lock, condition=ours))
+
     def append(self, entry: ActivityEntry) -> None:
         item = _activity_item(entry)
         self._ops.append(lambda t: t.save(item, condition=ActivityItem.id.does_not_exist()))
@@ -787,6 +864,34 @@ class DynamoStore:
         """A query of the sparse due index: open reviews due by `until`, soonest first."""
         rows = GovernanceItem.due_index.query(REVIEW_DUE_BUCKET, GovernanceItem.due_at <= until)
         return [_review(row) for row in rows]
+
+    def get_access_request(self, project_id: str, request_id: str) -> AccessRequest | None:
+        try:
+            row = GovernanceItem.get(
+                _project_pk(project_id), _request_sk(request_id), consistent_read=True
+            )
+        except GovernanceItem.DoesNotExist:
+            return None
+        return _access_request(row)
+
+    def access_requests_of_project(
+        self, project_id: str, status: str | None = None
+    ) -> list[AccessRequest]:
+        if status == "pending":
+            rows = GovernanceItem.pending_index.query(project_id, scan_index_forward=False)
+        else:
+            rows = GovernanceItem.query(
+                _project_pk(project_id),
+                GovernanceItem.sk.startswith(_request_sk("")),
+                filter_condition=(GovernanceItem.status == status) if status else None,
+                scan_index_forward=False,
+            )
+        return [_access_request(row) for row in rows]
+
+    def access_requests_due_by(self, until: str) -> list[AccessRequest]:
+        """A query of the sparse due index: pending requests expiring by `until`."""
+        rows = GovernanceItem.due_index.query(REQUEST_DUE_BUCKET, GovernanceItem.due_at <= until)
+        return [_access_request(row) for row in rows]
 
     def projects_owing_support_email(self) -> list[Project]:
         owed = ProjectItem.support_access["notified"] == False  # noqa: E712 - a condition

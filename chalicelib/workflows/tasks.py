@@ -143,6 +143,14 @@ def close_due_reviews() -> dict[str, Any]:
     return asdict(report)
 
 
+def expire_access_requests() -> dict[str, Any]:
+    """The scheduled access-request expiry (see `domain.access_requests`)."""
+    report = services.access_request_expiry().run()
+    logger.info("access requests expired", extra={"access_requests": asdict(report)})
+    count("AccessRequestsExpired", report.expired)
+    return asdict(report)
+
+
 def drift() -> dict[str, Any]:
     """The daily drift check (see `domain.drift`): logs each difference, counts `DriftFound`."""
     reports = check_drift(services.store(), jsm_client())

@@ -112,6 +112,30 @@ class Matrix:
         self.world.put_grant(self.project, contact, status)
         return f"/projects/demo/grants/{contact['contact_id']}"
 
+    def pending_request(self, prefix: str, actor: Actor) -> str:
+        """Given: a pending access request of a Console User of the actor's acting company."""
+        from chalicelib import services  # noqa: PLC0415
+        from chalicelib.domain.models import AccessRequest  # noqa: PLC0415
+
+        contact = self.contact_of(prefix, actor)
+        now = utc_now()
+        request = AccessRequest(
+            request_id=f"q-{prefix}-{actor.key}",
+            project_id="demo",
+            contact_id=contact["contact_id"],
+            email=contact["email"],
+            name=contact["name"],
+            company_id=actor.acting_company,
+            reason="I support the import team",
+            status="pending",
+            requested_at=iso(now),
+            expires_at=iso(now + timedelta(days=7)),
+        )
+        uow = services.store().unit_of_work()
+        uow.create_access_request(request)
+        uow.commit()
+        return f"/projects/demo/access-requests/{request.request_id}"
+
     def no_open_review(self) -> None:
         """Given: no open review on `demo` (one project has one at a time)."""
         from chalicelib import services  # noqa: PLC0415 - the app's own store, as configured
@@ -176,6 +200,13 @@ def _decide(m: Matrix, a: Actor) -> tuple[str, Any]:
     contact_id = m.granted("rv", a, GrantStatus.ACTIVATED).rsplit("/", 1)[-1]
     path = f"/projects/demo/reviews/{m.fresh_review()}/items/{contact_id}"
     return path, {"decision": "keep"}
+
+
+def _ask(m: Matrix, a: Actor) -> tuple[str, Any]:
+    """The actor asks for themselves: a contact of theirs exists under the token's subject."""
+    sub = f"u-{a.key}"
+    m.seed.contact(sub, f"{sub}@{a.company}.example", company=a.company)
+    return "/projects/demo/access-requests", {"reason": "I support the import team"}
 
 
 def _anyone(a: Actor) -> bool:
@@ -275,6 +306,28 @@ ENDPOINTS = [
     ),
     Endpoint("GET review", "GET", 200, _members, _review),
     Endpoint("PUT review item", "PUT", 200, _managers, _decide),
+    Endpoint(
+        "POST access-requests",
+        "POST",
+        201,
+        lambda a: a.role == "console_user" and a.relation != "other",
+        _ask,
+    ),
+    Endpoint("GET access-requests", "GET", 200, _members, _read("/projects/demo/access-requests")),
+    Endpoint(
+        "POST approve",
+        "POST",
+        200,
+        _managers,
+        lambda m, a: (m.pending_request("apr", a) + "/approve", {}),
+    ),
+    Endpoint(
+        "POST deny",
+        "POST",
+        200,
+        _managers,
+        lambda m, a: (m.pending_request("dny", a) + "/deny", {"reason": "not now"}),
+    ),
     Endpoint(
         "GET support-access",
         "GET",

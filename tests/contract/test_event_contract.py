@@ -28,6 +28,8 @@ SPEC_EVENT_NAMES = {
     "DriftFound",
     "AccessReviewOpened",
     "AccessReviewClosed",
+    "AccessRequested",
+    "AccessRequestDecided",
 }
 
 

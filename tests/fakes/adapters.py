@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.events import DomainEvent
-from chalicelib.domain.models import Grant, GrantStatus, Project
+from chalicelib.domain.models import AccessRequest, Grant, GrantStatus, Project
 from chalicelib.errors import (
     DependencyUnavailable,
     JiraNotFound,
@@ -82,6 +82,16 @@ class RecordingMailer:
             return
         self._send(SentEmail("expiry_reminder", to, project_name, expires_at))
         self._activation_keys.add(dedup_key)
+
+    def send_access_request_decision(
+        self, to: str, name: str, project_name: str, request: AccessRequest
+    ) -> None:
+        """Once per request, like `SesMailer`'s run-once guard."""
+        key = f"request#{request.project_id}#{request.request_id}"
+        if key in self._activation_keys:
+            return
+        self._send(SentEmail("access_request_decision", to, project_name, request.status))
+        self._activation_keys.add(key)
 
     def _send(self, email: SentEmail) -> None:
         if self.failing:

@@ -25,6 +25,7 @@ from chalicelib.domain.grant_lifecycle import PENDING
 from chalicelib.domain.ids import ulid_range
 from chalicelib.domain.models import (
     EVERY_ENTRY,
+    AccessRequest,
     ActivityEntry,
     ActivityFilter,
     Contact,
@@ -424,6 +425,37 @@ class InMemoryUnitOfWork:
 
         self._add(("review", key), still_open, apply)
 
+    def create_access_request(self, request: AccessRequest) -> None:
+        new = copy.deepcopy(request)
+        key = (request.project_id, request.request_id)
+        lock = (request.project_id, request.contact_id)
+        requests, pending = self._store._requests, self._store._pending_requests
+        self._add(
+            ("request", key), lambda: key not in requests, lambda: requests.__setitem__(key, new)
+        )
+        self._add(
+            ("pending-request", lock),
+            lambda: lock not in pending,
+            lambda: pending.__setitem__(lock, request.request_id),
+        )
+
+    def decide_access_request(self, current: AccessRequest, decided: AccessRequest) -> None:
+        new = copy.deepcopy(decided)
+        key = (current.project_id, current.request_id)
+        lock = (current.project_id, current.contact_id)
+        requests, pending = self._store._requests, self._store._pending_requests
+
+        def still_pending() -> bool:
+            stored = requests.get(key)
+            return stored is not None and stored.status == "pending"
+
+        def apply() -> None:
+            requests[key] = new
+            if pending.get(lock) == current.request_id:
+                del pending[lock]
+
+        self._add(("request", key), still_pending, apply)
+
     def append(self, entry: ActivityEntry) -> None:
         key = (entry.project_id, entry.id)
         activity = self._store._activity
@@ -493,6 +525,8 @@ class InMemoryStore:
         self._last_runs: dict[tuple[str, str], LastRun] = {}  # (project, contact)
         self._reviews: dict[tuple[str, str], Review] = {}  # (project, review id)
         self._open_reviews: dict[str, str] = {}  # project → its open review
+        self._requests: dict[tuple[str, str], AccessRequest] = {}  # (project, request id)
+        self._pending_requests: dict[tuple[str, str], str] = {}  # (project, contact) → request
         self._failures: list[str] = []
 
     # --- failure injection --------------------------------------------------------------------
@@ -691,6 +725,30 @@ class InMemoryStore:
                 if r.status == "open" and r.due_at <= until
             ]
         return sorted(due, key=lambda r: r.due_at)
+
+    def get_access_request(self, project_id: str, request_id: str) -> AccessRequest | None:
+        with self._lock:
+            return copy.deepcopy(self._requests.get((project_id, request_id)))
+
+    def access_requests_of_project(
+        self, project_id: str, status: str | None = None
+    ) -> list[AccessRequest]:
+        with self._lock:
+            found = [
+                copy.deepcopy(r)
+                for (p, _), r in self._requests.items()
+                if p == project_id and status in (None, r.status)
+            ]
+        return sorted(found, key=lambda r: r.request_id, reverse=True)
+
+    def access_requests_due_by(self, until: str) -> list[AccessRequest]:
+        with self._lock:
+            due = [
+                copy.deepcopy(r)
+                for r in self._requests.values()
+                if r.status == "pending" and r.expires_at <= until
+            ]
+        return sorted(due, key=lambda r: r.expires_at)
 
     def projects_owing_support_email(self) -> list[Project]:
         with self._lock:

@@ -319,6 +319,44 @@ def _exercise(stack: LocalStack) -> None:
     assert not failed, payload
     assert b'"reviews_closed": 1' in payload
     assert api("GET", review_path, headers=MANAGER).json()["status"] == "closed"
+
+    # access requests: a console user asks, a manager approves (the activation starts) and
+    # denies another; one left pending past its TTL is expired by the scheduled job
+    asks = {}
+    for contact_id in ("ask-1", "ask-2", "ask-3"):
+        body = {
+            "email": f"{contact_id}@acme.example",
+            "name": contact_id,
+            "company_id": "acme",
+            "console_user": True,
+        }
+        assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
+        user = bearer(contact_id, f"{contact_id}@acme.example", "acme", ["console_user"])
+        asked = api(
+            "POST", "/projects/demo/access-requests", json={"reason": "imports"}, headers=user
+        )
+        assert asked.status_code == 201, asked.text
+        asks[contact_id] = f"/projects/demo/access-requests/{asked.json()['request_id']}"
+    listed = api("GET", "/projects/demo/access-requests?status=pending", headers=MANAGER)
+    assert len(listed.json()["items"]) == 3
+    approved = api("POST", asks["ask-1"] + "/approve", json={}, headers=MANAGER)
+    assert approved.status_code == 200, approved.text
+    assert wait_for(status("ask-1"), "approved activation") == "activated"
+    denied = api("POST", asks["ask-2"] + "/deny", json={"reason": "no"}, headers=MANAGER)
+    assert denied.status_code == 200, denied.text
+    governance = aws_client("dynamodb", stack.aws_url, get_settings().region)
+    request_id = asks["ask-3"].rsplit("/", 1)[-1]
+    governance.update_item(  # its TTL ended (written as the test: not recorded)
+        TableName=get_settings().governance_table,
+        Key={"pk": {"S": "project#demo"}, "sk": {"S": f"request#{request_id}"}},
+        UpdateExpression="SET due_at = :past",
+        ExpressionAttributeValues={":past": {"S": iso(utc_now() - timedelta(seconds=1))}},
+    )
+    payload, failed = invoke_handler(
+        stack.app, "expire_access_requests", event, "expire_access_requests", get_settings().region
+    )
+    assert not failed, payload
+    assert b'"expired": 1' in payload
     session.close()
 
 

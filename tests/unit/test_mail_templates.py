@@ -40,6 +40,12 @@ RENDER: dict[str, Callable[[str, str, str], Email]] = {
     "support access disabled": lambda name, project, reason: templates.support_access_changed(
         project, "apollo", False, None, name
     ),
+    "access request approved": lambda name, project, reason: templates.access_request_decision(
+        name, project, True, reason, "2026-06-08T12:00:00.000Z"
+    ),
+    "access request denied": lambda name, project, reason: templates.access_request_decision(
+        name, project, False, reason, None
+    ),
 }
 QUOTED = re.compile(r"“[^“”]*”")
 
@@ -170,3 +176,16 @@ def test_quotes_in_typed_text_cannot_close_the_quotation() -> None:
     # Then those words stay inside the quoted data
     assert "locked" not in outside_quotes(email.text)
     assert "locked" not in outside_quotes("".join(shown(email.html).text))
+
+
+def test_the_access_request_decision_says_the_outcome_and_quotes_the_reason() -> None:
+    approved = templates.access_request_decision(
+        "Dana Dev", "Apollo", True, "Import team", "2026-06-08T12:00:00.000Z"
+    )
+    denied = templates.access_request_decision("Dana Dev", "Apollo", False, "Import team", None)
+    assert approved.subject == "Your helpdesk access request was approved for “Apollo”"
+    assert "Your reason: “Import team”" in approved.text
+    assert "ends on 2026-06-08 12:00 UTC" in approved.text
+    assert "2026-06-08 12:00 UTC" in "".join(shown(approved.html).text)
+    assert denied.subject.startswith("Your helpdesk access request was denied")
+    assert "“Import team”" in "".join(shown(denied.html).text)
