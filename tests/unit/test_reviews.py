@@ -291,3 +291,31 @@ def test_the_deadline_waits_for_an_activation_still_finishing() -> None:
     stored = store.get_review(PROJECT.project_id, review.review_id)
     assert stored is not None
     assert stored.status == "closed"
+
+
+def test_a_review_that_loses_to_one_opened_meanwhile_leaves_nothing_behind(any_store: Store):
+    # Given an open review, and a second request that read "no open review" a moment before
+    workflows, events = RecordingWorkflows(), RecordingEvents()
+    first = opened(any_store, workflows, events)
+    before = snapshot_of_reviews(any_store)
+    any_store.reviews_of_project = lambda project_id: []  # type: ignore[method-assign]
+
+    # When it opens its own / Then 409, and none of its items (written ahead) is left
+    with pytest.raises(Conflict):
+        ReviewService(any_store, workflows, events).open(MANAGER, PROJECT.project_id, due_in(2))
+    assert snapshot_of_reviews(any_store) == before
+    assert len(before) == 1 + len(first.items)
+    assert actions(any_store) == ["review.opened"]
+
+
+def snapshot_of_reviews(store: Store) -> list[str]:
+    """Every review and review item the store holds (keys), in the DynamoDB store's table."""
+    if isinstance(store, InMemoryStore):
+        reviews = store._reviews.values()
+        rows = [f"review#{r.review_id}" for r in reviews]
+        rows += [f"reviewitem#{r.review_id}#{i.contact_id}" for r in reviews for i in r.items]
+        return sorted(rows)
+    from chalicelib.store.tables import GovernanceItem  # noqa: PLC0415
+
+    stored = GovernanceItem.query(f"project#{PROJECT.project_id}", consistent_read=True)
+    return sorted(row.sk for row in stored if row.sk.startswith(("review#", "reviewitem#")))
