@@ -23,6 +23,7 @@ from .changes import commit_change
 from .grant_lifecycle import GrantLifecycle, Move
 from .models import SYSTEM_ACTOR, Grant, GrantStatus, iso, parse_iso, utc_now
 from .ports import EventPublisher, Mailer, Store, WorkflowStarter
+from .sweeper import start_removal_or_leave_to_sweeper
 
 MAX_AHEAD = timedelta(days=366)
 REMIND_BEFORE = timedelta(days=7)
@@ -115,14 +116,10 @@ class ExpiryJob:
         if started is None:
             report.lost_races += 1  # another run (or a person) changed it first
             return
-        try:
-            self._workflows.start_removal(started)
-        except DependencyUnavailable:
-            # Left pending with its removal recorded: the stalled-grant sweeper starts the
-            # execution under the same name (domain.sweeper), as for an API that died there.
+        if start_removal_or_leave_to_sweeper(self._workflows, started):
+            report.removals_started += 1
+        else:
             report.start_failed += 1
-            return
-        report.removals_started += 1
 
     def _remind(self, grant: Grant, report: ExpiryReport) -> None:
         assert grant.expires_at is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..errors import Conflict, DependencyUnavailable, FieldError, NotFound, ValidationFailed
+from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from . import activity
 from .authorization import ensure_may_change_grant, ensure_may_open_review
 from .changes import commit_change
@@ -36,6 +36,7 @@ from .models import (
 )
 from .ports import EventPublisher, Store, UnitOfWork, WorkflowStarter
 from .projects import member_project
+from .sweeper import start_removal_or_leave_to_sweeper
 
 MAX_REVIEW_AHEAD = timedelta(days=90)
 REVIEW_REASON = "review"
@@ -187,7 +188,7 @@ class ReviewService:
         elif not commit_change(uow, self._events, None):
             raise Conflict("the grant or the review changed meanwhile; reload and retry")
         if removing is not None:
-            _start_removal(self._workflows, removing)
+            start_removal_or_leave_to_sweeper(self._workflows, removing)
         return decided
 
     def _removal(
@@ -203,16 +204,6 @@ class ReviewService:
         if review is None:
             raise NotFound(f"project {project_id} has no review {review_id}")
         return review
-
-
-def _start_removal(workflows: WorkflowStarter, grant: Grant) -> bool:
-    """Start the removal's execution; if it cannot start now the grant stays `deletion_pending`
-    with its removal recorded, and the stalled-grant sweeper starts it (as for the expiry job)."""
-    try:
-        workflows.start_removal(grant)
-    except DependencyUnavailable:
-        return False
-    return True
 
 
 @dataclass
@@ -268,7 +259,7 @@ class ReviewDeadlineJob:
             if started is None:
                 report.lost_races += 1  # another run (or a person) moved it first
                 continue
-            if _start_removal(self._workflows, started):
+            if start_removal_or_leave_to_sweeper(self._workflows, started):
                 report.removals_started += 1
             else:
                 report.start_failed += 1

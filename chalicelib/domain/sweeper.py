@@ -26,6 +26,17 @@ class SweepReport:
     running: int = 0
 
 
+def start_removal_or_leave_to_sweeper(workflows: WorkflowStarter, grant: Grant) -> bool:
+    """Start a removal the service recorded itself (expiry, review); False when Step Functions
+    cannot take it now: the grant stays `deletion_pending` with its removal recorded, and the
+    sweep below starts the execution under the same name, as for an API that died there."""
+    try:
+        workflows.start_removal(grant)
+    except DependencyUnavailable:
+        return False
+    return True
+
+
 def sweep_stalled_grants(
     store: Store,
     workflows: WorkflowStarter,
