@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -995,10 +996,17 @@ def _raise_translated(exc: Exception, codes: set[str]) -> NoReturn:
 def _batch_get(
     connection: Connection, wanted: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Strongly consistent BatchGetItem over several tables, following `UnprocessedKeys`."""
+    """Strongly consistent BatchGetItem over several tables, following `UnprocessedKeys`.
+
+    DynamoDB hands back keys it could not read under throttling: they are asked for again after
+    an exponential backoff, a few times, then the request is throttled (503 + `Retry-After`)
+    rather than spinning for the function's whole timeout.
+    """
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     request = {t: {"Keys": keys, "ConsistentRead": True} for t, keys in wanted.items()}
-    while request:
+    for attempt in range(BATCH_GET_ATTEMPTS):
+        if attempt:
+            time.sleep(BATCH_GET_BACKOFF_SECONDS * 2 ** (attempt - 1))
         try:
             answer = connection.client.batch_get_item(RequestItems=request)
         except ClientError as exc:
@@ -1006,7 +1014,16 @@ def _batch_get(
         for table, items in answer.get("Responses", {}).items():
             found[table].extend(items)
         request = answer.get("UnprocessedKeys") or {}
-    return found
+        if not request:
+            return found
+    raise StoreThrottled(
+        "the database is throttling reads; retry shortly",
+        retry_after=THROTTLE_RETRY_AFTER_SECONDS,
+    )
+
+
+BATCH_GET_ATTEMPTS = 5
+BATCH_GET_BACKOFF_SECONDS = 0.05
 
 
 def _first(model: type[M], key: str, convert: Callable[[M], X]) -> X | None:

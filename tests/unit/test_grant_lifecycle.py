@@ -473,3 +473,44 @@ def test_any_sequence_of_attempts_follows_the_lifecycle_and_logs_each_transition
     # And every successful transition has exactly one activity entry, refused ones none
     logged = Counter(e.detail.get("attempt", 0) for e in _entries(store))
     assert logged == Counter(succeeded)
+
+
+class _Throttling:
+    """A connection whose BatchGetItem leaves `unprocessed` answers' keys unread first."""
+
+    def __init__(self, unprocessed: int) -> None:
+        self.calls = 0
+        self._unprocessed = unprocessed
+        self.client = self
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        self.calls += 1
+        if self.calls <= self._unprocessed:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        table = next(iter(RequestItems))
+        return {"Responses": {table: RequestItems[table]["Keys"]}, "UnprocessedKeys": {}}
+
+
+@pytest.mark.parametrize(("unprocessed", "read"), [(2, True), (99, False)])
+def test_a_batch_read_retries_unprocessed_keys_with_backoff_then_is_throttled(
+    monkeypatch: pytest.MonkeyPatch, unprocessed: int, read: bool
+) -> None:
+    # Given DynamoDB leaving keys unprocessed (throttling) `unprocessed` times
+    from chalicelib.store import repository  # noqa: PLC0415
+
+    pauses: list[float] = []
+    monkeypatch.setattr("chalicelib.store.repository.time.sleep", pauses.append)
+    connection = _Throttling(unprocessed)
+    wanted = {"t": [{"k": {"S": "1"}}]}
+
+    # When the batch read runs
+    if read:
+        # Then it asks again after growing pauses, and reads everything
+        assert repository._batch_get(connection, wanted) == {"t": [{"k": {"S": "1"}}]}  # type: ignore[arg-type]
+        assert pauses == sorted(pauses)
+        assert len(pauses) == unprocessed
+    else:
+        # Then a few attempts later it is throttled (503 + Retry-After), not spinning
+        with pytest.raises(StoreThrottled):
+            repository._batch_get(connection, wanted)  # type: ignore[arg-type]
+        assert connection.calls == repository.BATCH_GET_ATTEMPTS
