@@ -6,7 +6,9 @@ empty outbox and a fresh JSM site.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -237,3 +239,44 @@ def test_sqs_poller_delivers_messages_and_keeps_reported_failures(stack: LocalSt
     finally:
         poller.stop()
         sqs.delete_queue(QueueUrl=queue_url)
+
+
+CLIENTS = 100
+
+
+def test_the_api_serves_a_hundred_concurrent_clients_without_a_reset(
+    stack: LocalStack, demo_http: dict[str, Any]
+) -> None:
+    # Given 100 clients, each on its own connection, released at the same moment: health checks,
+    # authenticated reads and POSTs the API refuses after reading the store (cheap: no workflow)
+    url = stack.api_url
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(CLIENTS):
+        if i % 3 == 0:
+            calls.append(("GET", "/health", {}))
+        elif i % 3 == 1:
+            calls.append(("GET", "/projects/demo/grants", {"headers": MANAGER}))
+        else:
+            body = {"contact_id": f"nobody-{i}"}
+            calls.append(("POST", "/projects/demo/grants", {"headers": MANAGER, "json": body}))
+    start = threading.Barrier(CLIENTS)
+
+    def send(call: tuple[str, str, dict[str, Any]]) -> int | str:
+        method, path, kwargs = call
+        start.wait()
+        try:
+            with requests.Session() as session:
+                return session.request(method, url + path, timeout=60, **kwargs).status_code
+        except requests.RequestException as exc:  # a reset, a refused connection, a timeout
+            return f"{type(exc).__name__}: {exc}"
+
+    # When they all send at once
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        answers = list(pool.map(send, calls))
+
+    # Then every one gets a proper HTTP answer: the one its request deserves
+    failed = [a for a in answers if not isinstance(a, int)]
+    assert not failed, f"{len(failed)} of {CLIENTS} got no HTTP answer, e.g. {failed[0]}"
+    expected = [{"/health": 200, "/projects/demo/grants": 200}.get(p, 422) for m, p, _ in calls]
+    expected = [422 if m == "POST" else e for e, (m, _, _) in zip(expected, calls, strict=True)]
+    assert answers == expected
