@@ -31,9 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from local.http_server import LocalHttpServer
 
 DEFAULT_EMAIL = "helpdesk-bot@example.com"
 DEFAULT_TOKEN = "local-token"  # noqa: S105 (the documented local-stack token, no secret)
@@ -902,8 +904,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     # stop() must not wait for handlers still sleeping in an injected delay.
     block_on_close = False
 

@@ -16,9 +16,11 @@ import os
 import re
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from local.http_server import LocalHttpServer
 
 ACCOUNT_ID = "123456789012"
 
@@ -104,7 +106,7 @@ class Mailbox:
         self._port = port
         self._region = region
         self._account_id = account_id
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._capture = _SendEmailCapture()
         self._first_seen: dict[str, str] = {}
@@ -224,8 +226,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], mailbox: Mailbox) -> None:

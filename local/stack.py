@@ -12,7 +12,6 @@ also be started in a process that imported the app earlier (the test suite).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -42,6 +41,7 @@ from local.aws import (
     provision,
     reset_aws,
 )
+from local.http_server import LocalHttpServer
 from local.iam import IamEnforcer, local_policies, local_template, secret_names
 from local.jsm_emulator import JsmEmulator
 from local.mailbox import Mailbox
@@ -241,6 +241,22 @@ def _local_handler(handler_cls: type, quiet: bool) -> type:
     return LocalHandler
 
 
+def _api_http_server(app: Any, config: Any, port: int, access_log: bool) -> Any:
+    """What `chalice.local.create_local_server` builds, with our request handler and a server
+    that takes 100+ clients connecting at once (local/http_server.py): chalice's listens with a
+    backlog of 5 and reset part of 30 concurrent clients."""
+    from chalice import local as chalice_local  # noqa: PLC0415
+
+    # As create_local_server does: the app's class becomes chalice.local's, whose
+    # `current_request` is per thread (one thread per connection). stop() swaps it back.
+    chalice_local.CustomLocalChalice.__bases__ = (chalice_local.LocalChalice, type(app))
+    app.__class__ = chalice_local.CustomLocalChalice
+    handler = _local_handler(chalice_local.ChaliceRequestHandler, quiet=not access_log)
+    return chalice_local.LocalDevServer(
+        app, config, HOST, port, handler_cls=handler, server_cls=LocalHttpServer
+    )
+
+
 class Scheduler:
     """Runs every `@app.schedule` handler (stalled-grant sweep, expiry, drift check) every
     `seconds`, one after the other, as EventBridge would invoke their functions (SPEC §5)."""
@@ -387,7 +403,6 @@ class LocalStack:
         self._undo.append(install_dynamodb_lock())
 
         from chalice.cli.factory import CLIFactory  # noqa: PLC0415
-        from chalice.local import create_local_server  # noqa: PLC0415
 
         # Loading the app (first access to config.chalice_app) imports `app` into sys.modules,
         # after the stage's environment variables are applied: one app for API and tasks.
@@ -435,11 +450,8 @@ class LocalStack:
         self.mailbox.start()
 
         self._app_class = type(self.app)
-        server = create_local_server(self.app, config, HOST, self.ports["api"])
-        handler = server.server.RequestHandlerClass
-        local_handler = _local_handler(handler.func, quiet=not self._access_log)
-        server.server.RequestHandlerClass = functools.partial(local_handler, **handler.keywords)
-        self._api_server = server
+        self._api_server = _api_http_server(self.app, config, self.ports["api"], self._access_log)
+        server = self._api_server
         self._api_thread = threading.Thread(
             target=server.server.serve_forever,
             kwargs={"poll_interval": 0.05},
