@@ -104,6 +104,13 @@ class WriteConflict(ServiceError):
     code = "conflict"
 
 
+class InternalFault(ServiceError):
+    """A fault the service did not expect (HTTP 500), caught where the work around it must go on
+    (the other items of a batch); its cause is logged, never shown."""
+
+    code = "internal-error"
+
+
 class DependencyUnavailable(ServiceError):
     """A downstream service (Step Functions, Jira) could not take the request now (HTTP 503)."""
 

@@ -128,6 +128,13 @@ class GrantService:
     def project_for_member(self, principal: Principal, project_id: str) -> Project:
         return member_project(self._store, principal, project_id)
 
+    def managed_project(self, principal: Principal, project_id: str) -> Project:
+        """The project, if the principal may manage its grants (404, else 403): what every
+        grant command checks first."""
+        project = self.project_for_member(principal, project_id)
+        acting_company(principal, project)
+        return project
+
     def list_grants(
         self, principal: Principal, project_id: str, limit: int, cursor: str | None
     ) -> Page[GrantView]:
@@ -439,8 +446,7 @@ class GrantService:
     def _managed_grant(
         self, principal: Principal, project_id: str, contact_id: str
     ) -> tuple[Grant, Project, Contact | None]:
-        project = self.project_for_member(principal, project_id)
-        acting_company(principal, project)
+        project = self.managed_project(principal, project_id)
         grant = self._grant_or_404(project_id, contact_id)
         contact = self._store.get_contact(contact_id)
         ensure_may_change_grant(principal, project, self._granted_by(grant), contact)
