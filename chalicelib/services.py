@@ -17,6 +17,7 @@ from .domain.access_requests import AccessRequestExpiryJob, AccessRequestService
 from .domain.contacts import ContactService
 from .domain.drift import DriftRepair
 from .domain.expiry import ExpiryJob
+from .domain.grant_batches import GrantBatches
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
@@ -54,6 +55,11 @@ def grants() -> GrantService:
     return GrantService(
         store(), workflows(), mailer(), events(), reset_url=get_settings().password_reset_url
     )
+
+
+@lru_cache(maxsize=1)
+def grant_batches() -> GrantBatches:
+    return GrantBatches(grants())
 
 
 @lru_cache(maxsize=1)

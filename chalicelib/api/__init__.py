@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 from chalice.app import Chalice, Request, Response
 
-from . import access_requests, contacts, grants, health, helpdesk, projects, reviews
+from . import (
+    access_requests,
+    contacts,
+    grant_batches,
+    grants,
+    health,
+    helpdesk,
+    projects,
+    reviews,
+)
 from .problems import as_problem
 
 
@@ -16,6 +25,7 @@ def register_api(app: Chalice) -> None:
         projects.bp,
         contacts.bp,
         grants.bp,
+        grant_batches.bp,
         helpdesk.bp,
         reviews.bp,
         access_requests.bp,

@@ -34,6 +34,17 @@ def _accepted(view: GrantView) -> Result:
     return Result(presenters.grant(view), status=202, headers={"Location": location})
 
 
+def add_request(body: AddGrantRequest) -> AddGrant:
+    """The domain's request from the API's body (also each add of a grant batch)."""
+    new = body.new_contact
+    return AddGrant(
+        contact_id=body.contact_id,
+        email=body.email,
+        expires_at=body.expires_at,
+        new_contact=NewContact(new.email, new.name, new.kind, list(new.groups)) if new else None,
+    )
+
+
 @operation(
     bp,
     "GET",
@@ -65,13 +76,7 @@ def list_grants(call: Call, project_id: str) -> Result:
 )
 def add_grant(call: Call, project_id: str) -> Result:
     body: AddGrantRequest = call.body
-    new = body.new_contact
-    request = AddGrant(
-        contact_id=body.contact_id,
-        email=body.email,
-        expires_at=body.expires_at,
-        new_contact=NewContact(new.email, new.name, new.kind, list(new.groups)) if new else None,
-    )
+    request = add_request(body)
 
     def add() -> dict[str, Any]:
         view = services.grants().add(call.user, project_id, request)

@@ -10,10 +10,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SkipValidation,
     StringConstraints,
     model_validator,
 )
 
+from ..domain.grant_batches import MAX_BATCH_ITEMS
 from ..domain.typed_text import NAME_MAX_LENGTH, REASON_MAX_LENGTH, text_problem
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -127,6 +129,26 @@ class AddGrantRequest(RequestModel):
         given = [self.contact_id, self.email, self.new_contact]
         if sum(value is not None for value in given) != 1:
             raise ValueError("give exactly one of contact_id, email, new_contact")
+        return self
+
+
+class GrantBatchRequest(RequestModel):
+    """1..100 items in all. Each item is validated as its single call's input when it runs (a bad
+    one is that item's 400/422 result, not the batch's), so only the lists are checked here."""
+
+    add: Annotated[
+        list[SkipValidation[AddGrantRequest]],
+        Field(max_length=MAX_BATCH_ITEMS, description="as the body of POST .../grants"),
+    ] = []
+    remove: Annotated[
+        list[SkipValidation[Id]],
+        Field(max_length=MAX_BATCH_ITEMS, description="contact ids, as in DELETE .../grants/{id}"),
+    ] = []
+
+    @model_validator(mode="after")
+    def _one_to_a_hundred_items(self) -> GrantBatchRequest:
+        if not 1 <= len(self.add) + len(self.remove) <= MAX_BATCH_ITEMS:
+            raise ValueError(f"a batch has 1 to {MAX_BATCH_ITEMS} items (add and remove together)")
         return self
 
 
@@ -364,6 +386,37 @@ class Problem(ResponseModel):
     status: int
     detail: str
     errors: list[ProblemField] | None = None
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class ItemProblem(Problem):
+    """A grant batch item's problem: its single call's response body, with that response's
+    `Retry-After` as `retry_after`. Members it does not have are left out, not null."""
+
+    errors: list[ProblemField] | None = Field(default=None, exclude_if=_absent)
+    retry_after: int | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="seconds to wait before retrying the item (its call's Retry-After)",
+    )
+
+
+class GrantBatchResult(ResponseModel):
+    """One item's outcome: a `grant` (2xx) or a `problem`, never both."""
+
+    index: int = Field(description="the item's position in `add`, then `remove`, from 0")
+    op: Literal["add", "remove"]
+    contact_id: str | None = Field(description="null when an add's contact was not found")
+    status: int = Field(description="the status its single call would have answered")
+    grant: GrantResponse | None = Field(default=None, exclude_if=_absent)
+    problem: ItemProblem | None = Field(default=None, exclude_if=_absent)
+
+
+class GrantBatchResponse(ResponseModel):
+    results: list[GrantBatchResult]
 
 
 class NamedRef(ResponseModel):

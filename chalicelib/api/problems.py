@@ -68,6 +68,17 @@ def problem(
     headers: dict[str, str] | None = None,
     slug: str | None = None,
 ) -> Response:
+    body = _document(status, detail, errors, slug)
+    return Response(
+        body=json.dumps(body),
+        status_code=status,
+        headers={"Content-Type": PROBLEM_JSON, **(headers or {})},
+    )
+
+
+def _document(
+    status: int, detail: str, errors: list[FieldError] | None, slug: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/problems/{slug or SLUG_OF_STATUS.get(status, 'error')}",
         "title": HTTPStatus(status).phrase,
@@ -76,14 +87,27 @@ def problem(
     }
     if errors is not None:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
-    return Response(
-        body=json.dumps(body),
-        status_code=status,
-        headers={"Content-Type": PROBLEM_JSON, **(headers or {})},
-    )
+    return body
 
 
 def problem_for(error: ServiceError) -> Response:
+    status, headers, errors, slug = _problem_parts(error)
+    return problem(status, error.message, errors=errors, headers=headers, slug=slug)
+
+
+def problem_body(error: ServiceError) -> dict[str, Any]:
+    """The problem `error` makes, as a JSON object (a grant batch item's `problem`); a
+    `Retry-After` its own response would carry is the extension member `retry_after`."""
+    status, headers, errors, slug = _problem_parts(error)
+    body = _document(status, error.message, errors, slug)
+    if "Retry-After" in headers:
+        body["retry_after"] = int(headers["Retry-After"])
+    return body
+
+
+def _problem_parts(
+    error: ServiceError,
+) -> tuple[int, dict[str, str], list[FieldError] | None, str | None]:
     status = next((s for cls, s in STATUS_OF.items() if isinstance(error, cls)), 500)
     headers: dict[str, str] = {}
     retry_after = getattr(error, "retry_after", None)
@@ -95,7 +119,7 @@ def problem_for(error: ServiceError) -> Response:
     if status == 422 and errors is None:
         errors = []
     slug = error.code if isinstance(error, OWN_TYPE) else None
-    return problem(status, error.message, errors=errors, headers=headers, slug=slug)
+    return status, headers, errors, slug
 
 
 def as_problem(response: Response) -> Response:

@@ -141,6 +141,12 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
         raise MalformedRequest(f"the body gives the member {str(exc)[:64]!r} twice") from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedRequest("the body is not valid JSON") from exc
+    return validated(model, data)
+
+
+def validated(model: type[BaseModel], data: Any) -> BaseModel:
+    """A request body, already parsed from JSON, as `model`: 400 unless a JSON object, 422 with
+    one error per invalid field (also each item of a grant batch, as its single call)."""
     if not isinstance(data, dict):
         raise MalformedRequest("the body must be a JSON object")
     try:
@@ -155,10 +161,11 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
         raise ValidationFailed("the request body is not valid", errors) from exc
 
 
-def _check_path(params: dict[str, str]) -> None:
+def check_ids(params: dict[str, Any]) -> None:
+    """Ids in a path (or a grant batch's removals): 400 unless each is `[A-Za-z0-9._-]{1,64}`."""
     # fullmatch: `$` alone also matches before a trailing newline, which API Gateway passes on
     # once it has decoded `%0A` in a path.
-    bad = [name for name, value in params.items() if not ID_RE.fullmatch(value)]
+    bad = [n for n, v in params.items() if not (isinstance(v, str) and ID_RE.fullmatch(v))]
     if bad:
         errors = [FieldError(n, "ids are 1-64 characters of A-Z a-z 0-9 . _ -") for n in bad]
         raise MalformedRequest("the path has an invalid id", errors)
@@ -202,7 +209,7 @@ def operation(
         def handle(**path_params: str) -> Response:
             current = blueprint.current_request
             try:
-                _check_path(path_params)
+                check_ids(path_params)
                 headers_in = {k.lower(): v for k, v in (current.headers or {}).items()}
                 principal = (
                     None if public else principal_from_header(headers_in.get("authorization"))

@@ -111,8 +111,8 @@ class GrantBatches:
         if earlier is not None:
             first, field_name = earlier
             message = f"item {first} of this batch already names this contact"
-            error = ValidationFailed(message, [FieldError(field_name, message)])
-            return BatchOutcome(index, item.op, item.contact_id, error=error)
+            duplicate = ValidationFailed(message, [FieldError(field_name, message)])
+            return BatchOutcome(index, item.op, item.contact_id, error=duplicate)
         try:
             if item.add is not None:
                 view = self._grants.add(principal, project_id, item.add)
@@ -121,7 +121,7 @@ class GrantBatches:
                 view = self._grants.remove(principal, project_id, item.contact_id)
         except ServiceError as refused:
             return BatchOutcome(index, item.op, item.contact_id, error=refused)
-        except Exception as fault:  # noqa: BLE001 - the items before and after it must be told
+        except Exception as fault:
             error = InternalFault("an internal error occurred; it has been logged")
             error.__cause__ = fault
             return BatchOutcome(index, item.op, item.contact_id, error=error)

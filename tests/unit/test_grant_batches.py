@@ -6,6 +6,8 @@ items around it go on; a DynamoDB transaction conflict on one item is that item'
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chalicelib.domain.grant_batches import BatchItem, GrantBatches
@@ -48,7 +50,7 @@ def batches(service) -> GrantBatches:
     return GrantBatches(service)
 
 
-def add(**named: str) -> BatchItem:
+def add(**named: Any) -> BatchItem:
     return BatchItem.adding(AddGrant(**named))
 
 
@@ -157,7 +159,9 @@ def test_an_item_refused_by_the_api_is_reported_in_its_place(batches, store):
     refused = BatchItem.refusing("add", MalformedRequest("an item must be a JSON object"))
 
     # When it comes between two good ones
-    outcomes = batches.run(PM, PROJECT.project_id, [add(contact_id="alice"), refused, remove("dave")])
+    outcomes = batches.run(
+        PM, PROJECT.project_id, [add(contact_id="alice"), refused, remove("dave")]
+    )
 
     # Then it is reported as such and the others run
     assert _errors(outcomes) == [None, MalformedRequest, None]
