@@ -173,6 +173,13 @@ def _add_grant(m: Matrix, a: Actor) -> tuple[str, Any]:
     return "/projects/demo/grants", {"contact_id": m.contact_of("add", a)["contact_id"]}
 
 
+def _grant_batch(m: Matrix, a: Actor) -> tuple[str, Any]:
+    """A batch adding one contact and removing another's grant, both the actor's company's."""
+    removed = m.granted("bdel", a, GrantStatus.ACTIVATED).rsplit("/", 1)[-1]
+    body = {"add": [{"contact_id": m.contact_of("badd", a)["contact_id"]}], "remove": [removed]}
+    return "/projects/demo/grant-batches", body
+
+
 def _read(path: str) -> Callable[[Matrix, Actor], tuple[str, Any]]:
     return lambda m, a: (path, None)
 
@@ -259,6 +266,7 @@ ENDPOINTS = [
     Endpoint("GET helpdesk", "GET", 200, _members, _read("/projects/demo/helpdesk")),
     Endpoint("GET grants", "GET", 200, _members, _read("/projects/demo/grants")),
     Endpoint("POST grants", "POST", 202, _managers, _add_grant),
+    Endpoint("POST grant-batches", "POST", 207, _managers, _grant_batch),
     Endpoint("GET grant", "GET", 200, _members, _read("/projects/demo/grants/dev-1")),
     Endpoint(
         "DELETE grant",
@@ -405,9 +413,11 @@ def test_who_may_call_what(matrix: Matrix, endpoint: Endpoint, actor: Actor) -> 
     path, body = endpoint.build(matrix, actor)
 
     if endpoint.allows(actor):
-        # When an allowed caller sends it / Then it succeeds
+        # When an allowed caller sends it / Then it succeeds (a batch: every item too)
         answer = matrix.api.call(endpoint.method, path, body, actor.headers)
         assert answer.status == endpoint.success, answer.body
+        if answer.status == 207:
+            assert {r["status"] for r in answer.body["results"]} == {202}, answer.body
         matrix.world.settle()  # let a started workflow finish before the next case looks
     else:
         # When anybody else sends it / Then 403, and nothing changed anywhere
@@ -500,3 +510,42 @@ def test_only_the_granting_company_the_contacts_company_and_admins_change_a_gran
         with matrix.world.unchanged():
             answer = matrix.api.call(method, path, _change_body(method), actor.headers)
         assert_problem(answer, 403)
+
+
+@pytest.mark.parametrize(
+    ("granted_by", "company", "linked_to", "actor", "allowed"), GRANT_OWNERSHIP
+)
+def test_a_batch_removal_is_authorized_as_the_single_delete(
+    matrix: Matrix,
+    granted_by: str,
+    company: str,
+    linked_to: str | None,
+    actor: Actor,
+    allowed: bool,
+) -> None:
+    # Given a grant on demo that `granted_by` gave to a contact of `company`
+    from chalicelib import services  # noqa: PLC0415 - the app's own store, as configured
+
+    parts = (granted_by, company, linked_to or "x", actor.role, actor.relation)
+    contact_id = "bat-" + "-".join(part[:4] for part in parts)
+    contact = matrix.seed.contact(contact_id, f"{contact_id}@{company}.example", company=company)
+    if linked_to:
+        uow = services.store().unit_of_work()
+        uow.link_external(contact_id, linked_to)
+        uow.commit()
+    matrix.world.put_grant(matrix.project, contact, GrantStatus.ACTIVATED, granted_by)
+    body = {"remove": [contact_id]}
+
+    if allowed:
+        # When a caller rule 2 allows removes it in a batch / Then the item is the DELETE's 202
+        answer = matrix.api.call("POST", "/projects/demo/grant-batches", body, actor.headers)
+        assert answer.status == 207, answer.body
+        assert answer.body["results"][0]["status"] == 202, answer.body
+        matrix.world.settle()
+    else:
+        # When another company's manager tries / Then the item is a 403 and nothing changes
+        with matrix.world.unchanged():
+            answer = matrix.api.call("POST", "/projects/demo/grant-batches", body, actor.headers)
+        assert answer.status == 207, answer.body
+        assert answer.body["results"][0]["status"] == 403, answer.body
+        assert answer.body["results"][0]["problem"]["type"] == "/problems/forbidden"

@@ -137,6 +137,7 @@ BODY_OPERATIONS = [
     ("PUT", "/projects/demo", PLATFORM_ADMIN),
     ("PUT", "/contacts/dev-1", SERVICE),
     ("POST", "/projects/demo/grants", PLATFORM_ADMIN),
+    ("POST", "/projects/demo/grant-batches", PLATFORM_ADMIN),
     ("PUT", "/projects/demo/support-access", PLATFORM_ADMIN),
 ]
 MIB = 1 << 20
