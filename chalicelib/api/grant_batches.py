@@ -70,6 +70,12 @@ def _result(outcome: BatchOutcome) -> GrantBatchResult:
     )
 
 
+def _seconds_left() -> float | None:
+    """The API function's remaining time (None where the context does not tell)."""
+    remaining = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else None
+
+
 @operation(
     bp,
     "POST",
@@ -82,7 +88,7 @@ def _result(outcome: BatchOutcome) -> GrantBatchResult:
     request=GrantBatchRequest,
     response=GrantBatchResponse,
     status=207,
-    errors=(400, 401, 403, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422, 503),
     headers=("Idempotency-Key",),
 )
 def run_batch(call: Call, project_id: str) -> Result:
@@ -90,7 +96,7 @@ def run_batch(call: Call, project_id: str) -> Result:
     items = [_add_item(a) for a in body.add] + [_remove_item(r) for r in body.remove]
 
     def run() -> dict[str, Any]:
-        outcomes = services.grant_batches().run(call.user, project_id, items)
+        outcomes = services.grant_batches().run(call.user, project_id, items, _seconds_left)
         requested = sum(1 for o in outcomes if o.view is not None and o.op == "add")
         if requested:
             count("GrantsRequested", requested)

@@ -5,15 +5,27 @@ failure its own: an item that is refused changes nothing, and the items after it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import FieldError, InternalFault, ServiceError, ValidationFailed
+from ..errors import (
+    DependencyUnavailable,
+    FieldError,
+    InternalFault,
+    ServiceError,
+    ValidationFailed,
+)
 from .grants import AddGrant, GrantService, GrantView
 from .models import Principal
 
 # At most this many items (adds and removals together) in one batch (SPEC §2).
 MAX_BATCH_ITEMS = 100
+# An item starts only while the function has this much time left: one item takes a fraction of
+# it (~0.1 s in AWS), and the 207 must still be answered (and stored for its Idempotency-Key)
+# before the function's timeout, or the client would learn nothing of the items that ran.
+ITEM_RESERVE_SECONDS = 3.0
+NOT_RUN_RETRY_AFTER_SECONDS = 1
 
 Op = Literal["add", "remove"]
 
@@ -89,17 +101,30 @@ class GrantBatches:
         self._grants = grants
 
     def run(
-        self, principal: Principal, project_id: str, items: list[BatchItem]
+        self,
+        principal: Principal,
+        project_id: str,
+        items: list[BatchItem],
+        seconds_left: Callable[[], float | None] = lambda: None,
     ) -> list[BatchOutcome]:
         """Run every item in order; one outcome per item, in the same order.
 
         A caller who may not manage the project's grants at all is refused for the whole batch
         (404/403, as each single call would refuse it first). An item naming a contact an
-        earlier item named (or added) is refused with a 422 and not run.
+        earlier item named (or added) is refused with a 422 and not run. Once `seconds_left`
+        (the function's remaining time, None when unknown) is below `ITEM_RESERVE_SECONDS`, the
+        remaining items are not run: each is a 503 to send again.
         """
         self._grants.managed_project(principal, project_id)
         named = _Named()
-        return [self._one(principal, project_id, i, item, named) for i, item in enumerate(items)]
+        outcomes = []
+        for index, item in enumerate(items):
+            left = seconds_left()
+            if left is not None and left < ITEM_RESERVE_SECONDS:
+                outcomes.append(_not_run(index, item))
+            else:
+                outcomes.append(self._one(principal, project_id, index, item, named))
+        return outcomes
 
     def _one(
         self, principal: Principal, project_id: str, index: int, item: BatchItem, named: _Named
@@ -127,3 +152,11 @@ class GrantBatches:
             return BatchOutcome(index, item.op, item.contact_id, error=error)
         named.remember(index, item, view)
         return BatchOutcome(index, item.op, view.grant.contact_id, view=view)
+
+
+def _not_run(index: int, item: BatchItem) -> BatchOutcome:
+    error = DependencyUnavailable(
+        "not run: the batch ran out of time; send this item again",
+        retry_after=NOT_RUN_RETRY_AFTER_SECONDS,
+    )
+    return BatchOutcome(index, item.op, item.contact_id, error=error)

@@ -16,6 +16,7 @@ from chalicelib.domain.models import ContactStatus, GrantStatus, Role
 from chalicelib.errors import (
     Conflict,
     ContactOffboarded,
+    DependencyUnavailable,
     Forbidden,
     MalformedRequest,
     NotFound,
@@ -226,3 +227,18 @@ def test_a_platform_admin_runs_a_batch_as_for_single_calls(batches, store):
     outcomes = batches.run(ADMIN, PROJECT.project_id, [add(contact_id="alice"), remove("ivan")])
     assert _errors(outcomes) == [None, None]
     assert _status(store, "ivan") is S.DELETION_PENDING
+
+
+def test_items_are_not_started_once_the_function_is_running_out_of_time(batches, store):
+    # Given the function has 10 s left for the first item, then 2 s
+    left = iter([10.0, 2.0, 2.0])
+
+    # When a batch of three adds runs
+    items = [add(contact_id="alice"), add(contact_id="bob"), remove("dave")]
+    outcomes = batches.run(PM, PROJECT.project_id, items, lambda: next(left))
+
+    # Then the first runs, the others are 503s to send again, and nothing happened to them
+    assert _errors(outcomes) == [None, DependencyUnavailable, DependencyUnavailable]
+    assert outcomes[1].error.retry_after is not None  # type: ignore[union-attr]
+    assert [o.contact_id for o in outcomes] == ["alice", "bob", "dave"]
+    assert (_status(store, "bob"), _status(store, "dave")) == (None, S.ACTIVATED)
