@@ -5,6 +5,7 @@ nothing anywhere, and the activity log tells exactly that."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -73,13 +74,15 @@ def test_a_batch_with_one_bad_item_activates_the_others_and_changes_nothing_for_
         return None if got.json()["status"].endswith("_pending") else got.json()["status"]
 
     for contact_id in ("dev-1", "dev-2"):
-        assert wait_for(lambda c=contact_id: status(c), what=f"{contact_id}") == "activated"
+        assert wait_for(partial(status, contact_id), what=contact_id) == "activated"
     state = stack.jira.state()
     organization = next(o for o in state["organizations"] if o["id"] == project["organization_id"])
     members = {
         c["emailAddress"] for c in state["customers"] if c["accountId"] in organization["users"]
     }
     assert members == {"dana.dev@acme.example", "dave.dev@acme.example"}
+    desk = next(d for d in state["service_desks"] if d["id"] == "1")
+    assert {c["accountId"] for c in state["customers"]} == set(desk["customers"])
 
     # And the bad one has no grant, no JSM account, no activity entry
     assert http("GET", "/projects/demo/grants/norm-1", headers=MANAGER).status_code == 404
