@@ -55,6 +55,8 @@ class Settings(BaseModel):
     support_team_email: str = Field("support-team@example.com", alias="HELPDESK_SUPPORT_TEAM_EMAIL")
     jira_email: str = Field("helpdesk-bot@example.com", alias="HELPDESK_JIRA_EMAIL")
     jira_timeout_seconds: float = Field(5.0, alias="HELPDESK_JIRA_TIMEOUT_SECONDS")
+    # Jira calls per second for the whole service (SPEC §3 pacing); 0 = not paced.
+    jira_rate_per_second: float = Field(0.0, ge=0, alias="HELPDESK_JIRA_RATE_PER_SECOND")
     portal_base_url: str = Field("", alias="HELPDESK_PORTAL_URL")  # load_settings: the JSM site
     helpdesk_cache_seconds: int = Field(30, alias="HELPDESK_HELPDESK_CACHE_SECONDS")
     helpdesk_timeout_seconds: float = Field(2.5, alias="HELPDESK_HELPDESK_TIMEOUT_SECONDS")

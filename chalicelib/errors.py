@@ -142,9 +142,11 @@ class JiraError(ServiceError):
 
 @dataclass
 class JiraRateLimited(JiraError):
-    """HTTP 429: retry after `retry_after` seconds (None when the server did not say)."""
+    """HTTP 429: retry after `retry_after` seconds (None when the server did not say);
+    `limit` is the server's `X-RateLimit-Limit`, when it sent one."""
 
     retry_after: int | None = None
+    limit: float | None = None
 
 
 class JiraUnavailable(JiraError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .config import get_settings, jira_token
 from .domain.access_requests import AccessRequestExpiryJob, AccessRequestService
@@ -28,6 +29,9 @@ from .events import EventBridgePublisher
 from .mail import SesMailer
 from .store.repository import DynamoStore
 from .workflows.starter import StepFunctionsStarter
+
+if TYPE_CHECKING:
+    from .jira.pacing import JiraPacer
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +97,15 @@ def grant_steps() -> GrantSteps:
     from .jira import jsm_client  # noqa: PLC0415 - only the functions that call JSM import it
 
     return GrantSteps(store(), jsm_client(), mailer(), events(), get_settings().portal_url)
+
+
+@lru_cache(maxsize=1)
+def jira_pacer() -> JiraPacer | None:
+    """The service-wide Jira limiter, None when no rate is set (then no call is paced)."""
+    from .jira.pacing import JiraPacer  # noqa: PLC0415 - only the functions that call JSM
+
+    rate = get_settings().jira_rate_per_second
+    return JiraPacer(rate) if rate > 0 else None
 
 
 @lru_cache(maxsize=1)

@@ -69,9 +69,13 @@ class Access:
     consume_hr_queue: bool = False
 
 
-_JIRA_STEP = Access(secrets=frozenset({"jira_token"}))
+# Every Jira step reserves its calls' slots in the service-wide limiter: one item of the
+# governance table, read and then written conditionally (chalicelib/jira/pacing.py).
+PACE = frozenset({GET, PUT})
+_JIRA_STEP = Access(tables={"governance": PACE}, secrets=frozenset({"jira_token"}))
 _DESK_STEP = Access(
-    tables={"grants": READ, "contacts": frozenset({GET})}, secrets=frozenset({"jira_token"})
+    tables={"grants": READ, "contacts": frozenset({GET}), "governance": PACE},
+    secrets=frozenset({"jira_token"}),
 )
 
 # Keyed by Chalice function name. Derived from what each entry point reaches in chalicelib/.
@@ -103,7 +107,8 @@ ACCESS: dict[str, Access] = {
     # Jira-only workflow steps.
     # Notes on the grant that it is creating the account (the create's answer may be lost).
     "ensure_customer": Access(
-        tables={"grants": frozenset({GET, UPDATE})}, secrets=frozenset({"jira_token"})
+        tables={"grants": frozenset({GET, UPDATE}), "governance": PACE},
+        secrets=frozenset({"jira_token"}),
     ),
     "add_to_service_desk": _JIRA_STEP,
     "add_to_organization": _JIRA_STEP,

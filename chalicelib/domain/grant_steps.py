@@ -36,6 +36,8 @@ class GrantJob:
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> GrantJob:
         customer = event.get("customer") or {}
+        # The EnsureCustomer task's payload, kept whole under `result` (it may be a pace).
+        customer = customer.get("result", customer) or {}
         return cls(
             project_id=event["project_id"],
             contact_id=event["contact_id"],

@@ -27,6 +27,8 @@ from chalicelib.errors import (
 )
 from chalicelib.observability import logger, mask_email, record_jira_call
 
+from .pacing import await_slot
+
 _SD = "/rest/servicedeskapi"
 # JSM Cloud serves at most 50 users a page on these reads.
 PAGE_SIZE = 50
@@ -254,6 +256,7 @@ class JsmClient:
         if self._session.auth is None:
             token = self._token() if callable(self._token) else self._token
             self._session.auth = (self._email, token)
+        await_slot()  # a workflow step's paced call starts at its slot (pacing.py)
         started = time.perf_counter()
         status: int | None = None
         outcome = "unavailable"
@@ -290,7 +293,10 @@ def _http_error(method: str, path: str, response: requests.Response) -> tuple[st
     message = f"JSM {method} {path} answered {status}: {_error_message(response)}"
     if status == 429:
         return "throttled", JiraRateLimited(
-            message, status, retry_after=_retry_after(response.headers.get("Retry-After"))
+            message,
+            status,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+            limit=_number(response.headers.get("X-RateLimit-Limit")),
         )
     if status >= 500:
         return "unavailable", JiraUnavailable(message, status)
@@ -321,6 +327,15 @@ def _retry_after(value: str | None) -> int | None:
     if value is None or not value.strip().isdigit():
         return None
     return int(value.strip())
+
+
+def _number(value: str | None) -> float | None:
+    """A positive number from a header, else None."""
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and number > 0 else None
 
 
 def _account(user: dict[str, Any]) -> JsmAccount:

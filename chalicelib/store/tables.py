@@ -8,6 +8,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
     MapAttribute,
+    NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
@@ -241,6 +242,21 @@ class GovernanceItem(Model):
     pending_index = GovernancePendingIndex()
 
 
+class PaceItem(Model):
+    """The service-wide Jira limiter (`chalicelib/jira/bucket.py`): one item in the governance
+    table, `pk = limit#jira`, `sk = bucket`, written with a condition on `version`."""
+
+    class Meta(_Meta):
+        table_name = _settings.governance_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    version = NumberAttribute(default=0)
+    tat = NumberAttribute(default=0)
+    cut_rate = NumberAttribute(null=True)
+    cut_at = NumberAttribute(default=0)
+
+
 ALL_TABLES: tuple[type[Model], ...] = (
     ProjectItem,
     ContactItem,
@@ -250,5 +266,5 @@ ALL_TABLES: tuple[type[Model], ...] = (
     GovernanceItem,
 )
 # Every model, tables and the claim model sharing one, whose connections a new endpoint resets.
-ALL_MODELS: tuple[type[Model], ...] = (*ALL_TABLES, OrganizationClaimItem)
+ALL_MODELS: tuple[type[Model], ...] = (*ALL_TABLES, OrganizationClaimItem, PaceItem)
 TTL_ATTRIBUTES: dict[type[Model], str] = {IdempotencyItem: "expiration"}

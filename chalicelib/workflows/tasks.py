@@ -3,7 +3,12 @@
 Errors keep their class names (the ASL matches them). A `JiraRateLimited` is re-raised with a
 JSON message `{"step", "wait_seconds", "detail"}` so the state machine can wait exactly as long as
 Jira asked (or, without `Retry-After`, an exponential backoff with full jitter) and then resume
-the step that was throttled.
+the step that was throttled; it also slows the service-wide limiter down.
+
+Paced steps (a rate is set, `jira.pacing`) reserve the slots of their Jira calls first; when the
+first slot is a second or more away the step returns `{"pace": {"step", "wait_seconds",
+"slots"}}` instead of running, the state machine waits that long and runs the step again, which
+then uses the slots it holds.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..domain.models import GrantError, utc_now  # noqa: E402
 from ..domain.sweeper import sweep_stalled_grants  # noqa: E402
 from ..errors import JiraRateLimited  # noqa: E402
 from ..jira import jsm_client  # noqa: E402
+from ..jira.pacing import scheduled  # noqa: E402
 from ..observability import MetricUnit, count, logger  # noqa: E402
 
 gc.freeze()
@@ -83,7 +89,46 @@ STATE_OF_STEP = {
     "add_to_organization": "AddToOrganization",
     "leave_organization": "LeaveOrganization",
     "leave_service_desk": "LeaveServiceDesk",
+    "undo_activation": "UndoActivation",
 }
+# The Jira calls each step makes (reserved before it runs): search + create for a new account
+# (an existing one leaves its second slot unused), the organization and the desk for an undo.
+PACED_CALLS = {
+    "ensure_customer": 2,
+    "add_to_service_desk": 1,
+    "add_to_organization": 1,
+    "leave_organization": 1,
+    "leave_service_desk": 1,
+    "undo_activation": 2,
+}
+# Slots held this long past are not used again (a step resumed after a 429 reserves anew).
+HELD_SLOT_GRACE_SECONDS = 1.0
+
+
+def held_slots(event: dict[str, Any], step: str, now: float) -> list[float] | None:
+    """The slots a paced step reserved before its Wait, if this run is that step's resumption."""
+    for path in ("customer", "jira"):
+        pace = ((event.get(path) or {}).get("result") or {}).get("pace")
+        if not isinstance(pace, dict) or pace.get("step") != STATE_OF_STEP[step]:
+            continue
+        slots = [float(slot) for slot in pace.get("slots") or []]
+        if slots and slots[-1] >= now - HELD_SLOT_GRACE_SECONDS:
+            return slots
+    return None
+
+
+def pace(step: str, event: dict[str, Any]) -> tuple[list[float], dict[str, Any] | None]:
+    """The step's slots, and the `{"pace": …}` result when it must wait for them first."""
+    pacer = services.jira_pacer() if step in PACED_CALLS else None
+    if pacer is None:
+        return [], None
+    now = pacer.now()
+    slots = held_slots(event, step, now) or pacer.reserve(PACED_CALLS[step])
+    wait = int(slots[0] - now) if slots else 0  # whole seconds; the rest is `await_slot`'s
+    if wait < 1:
+        return slots, None
+    count("JiraPacedWaitSeconds", wait, MetricUnit.Seconds)
+    return slots, {"pace": {"step": STATE_OF_STEP[step], "wait_seconds": wait, "slots": slots}}
 
 
 def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +136,15 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     job = GrantJob.from_event(event)
     logger.thread_safe_append_keys(execution=job.lifecycle_id, step=step)
     try:
-        result = STEPS[step](services.grant_steps(), job, event)
+        slots, waiting = pace(step, event)
+        if waiting is not None:
+            return waiting
+        with scheduled(slots):
+            result = STEPS[step](services.grant_steps(), job, event)
     except JiraRateLimited as exc:
+        pacer = services.jira_pacer()
+        if pacer is not None:
+            pacer.throttled(exc.retry_after, exc.limit)
         attempt = int((event.get("throttle") or {}).get("count", 0))
         wait = throttle_wait_seconds(exc.retry_after, attempt)
         logger.warning("jira throttled", extra={"wait_seconds": wait, "attempt": attempt})

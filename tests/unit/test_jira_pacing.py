@@ -1,0 +1,127 @@
+"""The service-wide Jira limiter's maths (refill, reservation, adapting to 429s) and its use by
+the workflow tasks: held slots, whole-second waits, the sub-second rest before each call."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.jira import pacing
+from chalicelib.jira.bucket import (
+    CUT_COOLDOWN_SECONDS,
+    DECREASE,
+    HEADROOM,
+    MIN_RATE,
+    Bucket,
+    reserve,
+    throttled,
+)
+from chalicelib.workflows.tasks import held_slots
+
+RATE = 6.0
+PACE = RATE * HEADROOM
+
+
+def test_an_idle_bucket_gives_the_first_slot_now() -> None:
+    bucket, slots = reserve(Bucket(ceiling=RATE), now=100.0, calls=1)
+    assert slots == [100.0]
+    assert bucket.tat == pytest.approx(100.0 + 1 / PACE)
+
+
+def test_reservations_queue_evenly_at_the_rate() -> None:
+    bucket = Bucket(ceiling=RATE)
+    taken: list[float] = []
+    for _ in range(12):
+        bucket, slots = reserve(bucket, now=100.0, calls=1)
+        taken += slots
+    gaps = [b - a for a, b in zip(taken, taken[1:], strict=False)]
+    assert gaps == pytest.approx([1 / PACE] * 11)
+    # 12 calls reserved at once: the last waits ~2 s, under the limit in every second
+    assert taken[-1] - 100.0 == pytest.approx(11 / PACE)
+
+
+def test_a_step_with_two_calls_holds_two_consecutive_slots() -> None:
+    _, slots = reserve(Bucket(ceiling=RATE, tat=105.0), now=100.0, calls=2)
+    assert slots == pytest.approx([105.0, 105.0 + 1 / PACE])
+
+
+def test_time_refills_the_bucket_but_never_banks_a_burst() -> None:
+    bucket, _ = reserve(Bucket(ceiling=RATE), now=100.0, calls=1)
+    # Ten idle seconds later the next call goes at once, and the one after it is paced again
+    bucket, first = reserve(bucket, now=110.0, calls=1)
+    _, second = reserve(bucket, now=110.0, calls=1)
+    assert first == [110.0]
+    assert second == pytest.approx([110.0 + 1 / PACE])
+
+
+def test_a_429_cuts_the_rate_and_keeps_new_slots_after_retry_after() -> None:
+    bucket = throttled(Bucket(ceiling=RATE, tat=100.5), now=100.0, retry_after=3)
+    assert bucket.rate(100.0) == pytest.approx(PACE * DECREASE)
+    _, slots = reserve(bucket, now=100.0, calls=1)
+    assert slots == [103.0]
+
+
+def test_a_429_without_retry_after_pauses_a_second() -> None:
+    bucket = throttled(Bucket(ceiling=RATE), now=100.0, retry_after=None)
+    assert bucket.tat == 101.0
+
+
+def test_concurrent_429s_cut_the_rate_once() -> None:
+    bucket = throttled(Bucket(ceiling=RATE), now=100.0, retry_after=1)
+    again = throttled(bucket, now=100.0 + CUT_COOLDOWN_SECONDS / 2, retry_after=1)
+    assert again.rate(100.5) == pytest.approx(bucket.rate(100.5))
+    later = throttled(bucket, now=100.0 + CUT_COOLDOWN_SECONDS, retry_after=1)
+    assert later.rate(101.0) < bucket.rate(101.0)
+
+
+def test_the_rate_limit_header_caps_the_cut_rate() -> None:
+    bucket = throttled(Bucket(ceiling=RATE), now=100.0, retry_after=1, limit_hint=2)
+    assert bucket.rate(100.0) == pytest.approx(2 * HEADROOM)
+
+
+def test_the_rate_never_drops_to_nothing() -> None:
+    bucket = Bucket(ceiling=RATE)
+    for n in range(40):
+        bucket = throttled(bucket, now=100.0 + 2 * n, retry_after=1)
+    assert bucket.rate(180.0) >= MIN_RATE
+
+
+def test_the_rate_recovers_slowly_and_additively_up_to_the_setting() -> None:
+    bucket = throttled(Bucket(ceiling=RATE), now=100.0, retry_after=1)
+    cut = bucket.rate(100.0)
+    one, five = bucket.rate(101.0) - cut, bucket.rate(105.0) - cut
+    assert 0 < one < 0.2
+    assert five == pytest.approx(5 * one)
+    assert bucket.rate(1000.0) == pytest.approx(PACE)
+    # Once recovered, the bucket forgets the cut
+    recovered, _ = reserve(bucket, now=1000.0, calls=1)
+    assert recovered.cut_rate is None
+
+
+# --- the tasks' side -------------------------------------------------------------------------
+
+
+def test_a_resumed_step_uses_the_slots_it_holds() -> None:
+    event = {"jira": {"result": {"pace": {"step": "AddToOrganization", "slots": [104.2]}}}}
+    assert held_slots(event, "add_to_organization", now=104.0) == [104.2]
+    # ... not another step's, and not slots long past (a retry after a 429 reserves anew)
+    assert held_slots(event, "add_to_service_desk", now=104.0) is None
+    assert held_slots(event, "add_to_organization", now=106.0) is None
+
+
+def test_the_customer_step_finds_its_slots_under_customer() -> None:
+    event = {"customer": {"result": {"pace": {"step": "EnsureCustomer", "slots": [5.0, 5.2]}}}}
+    assert held_slots(event, "ensure_customer", now=4.5) == [5.0, 5.2]
+
+
+def test_calls_start_at_their_slots_for_at_most_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(pacing.time, "sleep", slept.append)
+    with pacing.scheduled([10.3, 12.0, 9.0]):
+        pacing.await_slot(clock=lambda: 10.0)
+        pacing.await_slot(clock=lambda: 10.0)
+        pacing.await_slot(clock=lambda: 10.0)
+        pacing.await_slot(clock=lambda: 10.0)  # beyond the reserved slots: at once
+    pacing.await_slot(clock=lambda: 0.0)  # outside a paced step: at once
+    assert slept == pytest.approx([0.3, pacing.MAX_ALIGN_SECONDS])
