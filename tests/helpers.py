@@ -206,3 +206,21 @@ def activity_actions(api: Api, project_id: str, contact_id: str | None = None) -
     query = f"?limit=100&contact_id={contact_id}" if contact_id else "?limit=100"
     items = api.get(f"/projects/{project_id}/activity{query}", ACME_PM).body["items"]
     return [entry["action"] for entry in reversed(items)]
+
+
+@contextmanager
+def jira_paced(rate: float) -> Iterator[None]:
+    """Within the block the workflows pace their Jira calls at `rate` per second (the setting
+    HELPDESK_JIRA_RATE_PER_SECOND, read again by the app's settings and its limiter)."""
+    from chalicelib import services  # noqa: PLC0415
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HELPDESK_JIRA_RATE_PER_SECOND", str(rate))
+    get_settings.cache_clear()
+    services.jira_pacer.cache_clear()
+    try:
+        yield
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
+        services.jira_pacer.cache_clear()

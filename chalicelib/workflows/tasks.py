@@ -6,9 +6,9 @@ Jira asked (or, without `Retry-After`, an exponential backoff with full jitter) 
 the step that was throttled; it also slows the service-wide limiter down.
 
 Paced steps (a rate is set, `jira.pacing`) reserve the slots of their Jira calls first; when the
-first slot is a second or more away the step returns `{"pace": {"step", "wait_seconds",
+first slot is a second or more away the step returns `{"wait_seconds", "pace": {"step",
 "slots"}}` instead of running, the state machine waits that long and runs the step again, which
-then uses the slots it holds.
+then uses the slots it holds. A step that ran returns its result with `wait_seconds: 0`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def pace(step: str, event: dict[str, Any]) -> tuple[list[float], dict[str, Any] 
     if wait < 1:
         return slots, None
     count("JiraPacedWaitSeconds", wait, MetricUnit.Seconds)
-    return slots, {"pace": {"step": STATE_OF_STEP[step], "wait_seconds": wait, "slots": slots}}
+    return slots, {"wait_seconds": wait, "pace": {"step": STATE_OF_STEP[step], "slots": slots}}
 
 
 def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +153,9 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     finally:
         logger.thread_safe_remove_keys(["execution", "step"])
     _count_outcome(step, job, result or {})
+    if step in PACED_CALLS:
+        # The ASL's Choice after a paced step reads it (0: the step ran).
+        return {**(result or {}), "wait_seconds": 0}
     return result or {}
 
 

@@ -32,7 +32,7 @@ from infra.functions import API_HANDLER, app_functions
 from infra.synth import synth
 from local.aws import aws_client, invoke_handler
 from local.stack import LocalStack
-from tests.helpers import ACME_PM, Api, Seeder, settled_grant
+from tests.helpers import ACME_PM, Api, Seeder, jira_paced, settled_grant
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,9 @@ def recorded(running_stack: LocalStack) -> Iterator[tuple[Recorder, LocalStack]]
         if name != API_HANDLER:
             stack.app.handler_map[name] = _attributed(recorder, name, handler)
     try:
-        yield recorder, stack
+        # Paced (fast enough never to wait), so the Jira steps use the limiter's item too.
+        with jira_paced(1000):
+            yield recorder, stack
     finally:
         stack.app.handler_map.update(handlers)
         patch.undo()

@@ -3,6 +3,8 @@ the workflow tasks: held slots, whole-second waits, the sub-second rest before e
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from chalicelib.jira import pacing
@@ -33,7 +35,7 @@ def test_reservations_queue_evenly_at_the_rate() -> None:
     for _ in range(12):
         bucket, slots = reserve(bucket, now=100.0, calls=1)
         taken += slots
-    gaps = [b - a for a, b in zip(taken, taken[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(taken)]
     assert gaps == pytest.approx([1 / PACE] * 11)
     # 12 calls reserved at once: the last waits ~2 s, under the limit in every second
     assert taken[-1] - 100.0 == pytest.approx(11 / PACE)
