@@ -38,6 +38,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--list-requests", type=int, default=300)
     parser.add_argument("--bulk-grants", type=int, default=40)
     parser.add_argument("--rate-limit", type=float, default=20)
+    parser.add_argument("--paced-grants", type=int, default=200, help="0 skips the paced bulk")
+    parser.add_argument("--paced-rate", type=float, default=6)
     parser.add_argument("--import-runs", type=int, default=7)
     parser.add_argument("--export-rows", type=int, default=100_000)
     return parser.parse_args(argv)
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             latency = bench.activation_latency(args.latency_grants)
             progress(f"bulk: {args.bulk_grants} grants at {args.rate_limit:g} Jira req/s…")
             bulk = bench.bulk(args.bulk_grants, args.rate_limit)
+            paced = None
+            if args.paced_grants:
+                progress(f"paced bulk: {args.paced_grants} grants at {args.paced_rate:g} req/s…")
+                paced = bench.paced_bulk(args.paced_grants, args.paced_rate)
             # Last: moto copies a whole table for each transaction, so 1,000 more grants
             # would slow every later workflow step.
             progress(f"listing {args.list_grants} grants vs /health…")
@@ -105,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=latency,
         listing=listing,
         bulk=bulk,
+        paced=paced,
         imports=imports,
         import_runs=args.import_runs,
         counts=counts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -19,6 +20,7 @@ from bench.workload import Console, Workflows, contacts, execution_prefix, seed_
 from local.stack import LocalStack
 
 JSM_AUTH = ("helpdesk-bot@example.com", "local-token")
+RATE_SETTING = "HELPDESK_JIRA_RATE_PER_SECOND"
 
 
 def progress(message: str) -> None:
@@ -237,10 +239,45 @@ class Bench:
 
     # --- 6: many grants at once against JSM's rate limit ----------------------------------------
 
-    def bulk(self, count: int, rate_limit: float, timeout: float = 120) -> Bulk:
-        project_id = "bench-bulk"
+    def _all_grants(self, project_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = self.console.list_grants(project_id, limit=100, cursor=cursor).json()
+            items += page["items"]
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                return items
+
+    def paced_bulk(self, count: int, rate_limit: float, timeout: float = 600) -> Bulk:
+        """`bulk` with the service paced at the emulator's limit (HELPDESK_JIRA_RATE_PER_SECOND)."""
+        from chalicelib import services  # noqa: PLC0415
+        from chalicelib.config import get_settings  # noqa: PLC0415
+
+        saved = os.environ.get(RATE_SETTING)
+        os.environ[RATE_SETTING] = str(rate_limit)
+        get_settings.cache_clear()
+        services.jira_pacer.cache_clear()
+        try:
+            return self.bulk(count, rate_limit, timeout, project_id="bench-paced", prefix="paced")
+        finally:
+            if saved is None:
+                os.environ.pop(RATE_SETTING, None)
+            else:
+                os.environ[RATE_SETTING] = saved
+            get_settings.cache_clear()
+            services.jira_pacer.cache_clear()
+
+    def bulk(
+        self,
+        count: int,
+        rate_limit: float,
+        timeout: float = 120,
+        project_id: str = "bench-bulk",
+        prefix: str = "bulk",
+    ) -> Bulk:
         self.console.put_project(project_id)
-        ids = contacts(self.console, "bulk", count)
+        ids = contacts(self.console, prefix, count)
         self.jira.set_faults([], rate_limit_per_second=rate_limit)
         try:
             jira_mark, aws_mark = len(self.jira.calls()), self.log.mark()
@@ -253,7 +290,7 @@ class Bench:
                 codes = list(pool.map(post, ids))
             deadline = time.monotonic() + timeout
             while True:
-                items = self.console.list_grants(project_id, limit=100).json()["items"]
+                items = self._all_grants(project_id)
                 pending = [g for g in items if g["status"] == "activation_pending"]
                 if not pending or time.monotonic() > deadline:
                     break

@@ -87,8 +87,12 @@ class Console:
             return None
         return str(self._ok(response, 200)["status"])
 
-    def list_grants(self, project_id: str, limit: int | None = None) -> requests.Response:
+    def list_grants(
+        self, project_id: str, limit: int | None = None, cursor: str = ""
+    ) -> requests.Response:
         query = f"?limit={limit}" if limit else ""
+        if cursor:
+            query += f"&cursor={cursor}"
         return self._call("GET", f"/projects/{project_id}/grants{query}", headers=self.manager)
 
     def health(self) -> requests.Response:

@@ -440,6 +440,9 @@ def environment(stack: Stack) -> Json:
         "HELPDESK_SUPPORT_TEAM_EMAIL": {"Ref": "SupportTeamEmail"},
         # SPEC §2's 7 days; a stage that wants another TTL sets it here (hours, may be fractional).
         "HELPDESK_ACCESS_REQUEST_TTL_HOURS": "168",
+        # Jira calls per second for the whole service (SPEC §3 pacing; adapts down on 429s):
+        # set it to the site's limit; "0" leaves the calls unpaced.
+        "HELPDESK_JIRA_RATE_PER_SECOND": "0",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     for key, table_id in sorted(resources.TABLE_IDS.items()):

@@ -88,7 +88,9 @@ def scheduled(slots: list[float]) -> Iterator[None]:
         _schedule.reset(token)
 
 
-def await_slot(clock: Callable[[], float] = time.time) -> None:
+def await_slot(
+    clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Before a Jira call: wait for the caller's next slot (never a second or more: those
     waits are Step Functions'); calls beyond the reserved slots go at once."""
     slots = _schedule.get()
@@ -96,4 +98,4 @@ def await_slot(clock: Callable[[], float] = time.time) -> None:
         return
     delay = slots.popleft() - clock()
     if delay > 0:
-        time.sleep(min(delay, MAX_ALIGN_SECONDS))
+        sleep(min(delay, MAX_ALIGN_SECONDS))
