@@ -205,13 +205,14 @@ def test_endless_throttling_fails_the_grant_after_bounded_waits(
     # When a grant is added
     add(api)
 
-    # Then after 8 waits the grant fails visibly with JiraRateLimited, and nothing runs any more
+    # Then after 60 waits (a rate-limited step keeps waiting: SPEC §3 pacing, issue 15; the cap
+    # was 8) the grant fails visibly with JiraRateLimited, and nothing runs any more
     grant = settle(api, stack)
     assert grant is not None
     assert grant["status"] == "activation_failed"
     assert grant["error"]["code"] == "JiraRateLimited"
-    assert waits(stack, "wait") == [1.0] * 8
-    assert len(jsm_calls(stack, "POST", DESK_CUSTOMERS)) == 9
+    assert waits(stack, "wait") == [1.0] * 60
+    assert len(jsm_calls(stack, "POST", DESK_CUSTOMERS)) == 61
     assert_transitions(api, "demo", "dev-1", FAILED)
     assert_jsm_matches_grants(stack, api, "demo")
     assert mails_to(stack, DEV) == []
