@@ -22,10 +22,12 @@ from .domain.grant_batches import GrantBatches
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
+from .domain.offboarding import OffboardingService
 from .domain.projects import ProjectService
 from .domain.reviews import ReviewDeadlineJob, ReviewService
 from .domain.support_access import SupportAccessService
 from .events import EventBridgePublisher
+from .hr import SqsHrQueue
 from .mail import SesMailer
 from .store.repository import DynamoStore
 from .workflows.starter import StepFunctionsStarter
@@ -52,6 +54,17 @@ def mailer() -> SesMailer:
 @lru_cache(maxsize=1)
 def workflows() -> StepFunctionsStarter:
     return StepFunctionsStarter()
+
+
+@lru_cache(maxsize=1)
+def hr_queue() -> SqsHrQueue:
+    return SqsHrQueue()
+
+
+@lru_cache(maxsize=1)
+def offboarding() -> OffboardingService:
+    """HR events and SCIM deactivations: offboarding, company change, reactivation."""
+    return OffboardingService(store(), workflows(), events(), hr_queue())
 
 
 @lru_cache(maxsize=1)

@@ -321,7 +321,7 @@ class GrantList(ResponseModel):
 
 
 class ActorResponse(ResponseModel):
-    type: Literal["user", "hr", "system"]
+    type: Literal["user", "hr", "scim", "system"]
     id: str | None
     email: str | None
 

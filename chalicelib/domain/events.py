@@ -73,6 +73,16 @@ class ExternalContactUnlinked(DomainEvent):
     project_id: str
 
 
+class ContactOffboarded(DomainEvent):
+    """A contact was offboarded (HR event or SCIM deactivation): every grant it had goes to
+    removal (`grant.removal_requested` with the same actor and `detail.reason`)."""
+
+    contact_id: str
+    actor_type: str  # "hr" or "scim"
+    actor_id: str | None
+    reason: str
+
+
 class SupportAccessChanged(DomainEvent):
     """The vendor support-access switch of a project was turned on or off (seed 003)."""
 
@@ -143,6 +153,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     GrantFailed,
     ExternalContactUnlinked,
     SupportAccessChanged,
+    ContactOffboarded,
     DriftFound,
     AccessReviewOpened,
     AccessReviewClosed,

@@ -16,6 +16,7 @@ from .changes import commit_change
 from .events import ExternalContactUnlinked
 from .grant_lifecycle import FAILED_OF, HOLDS_SERVICE_DESK, PENDING, GrantLifecycle, Move
 from .models import SYSTEM_ACTOR, Grant, GrantError, GrantStatus
+from .offboarding import refuse_offboarded
 from .ports import CustomerDirectory, EventPublisher, Mailer, Store
 
 
@@ -113,6 +114,8 @@ class GrantSteps:
         grant = self._current(job)
         if grant is None or grant.status is not GrantStatus.ACTIVATION_PENDING:
             return {"activated": False, "email_sent": False, "email_failed": False}
+        # Offboarded while this ran: the run fails and takes back what it added (rule 9).
+        refuse_offboarded(self._store.get_contact(job.contact_id))
         # A failed earlier run may have created the account: its welcome email is still owed.
         created = job.account_created or grant.account_created
         email_failed = False

@@ -311,12 +311,15 @@ class GrantService:
         target = retry_target(grant.status)
         if target is None:
             raise Conflict(f"only a failed grant can be retried (this one is {grant.status.value})")
+        uow = self._store.unit_of_work()
         if target is GrantStatus.ACTIVATION_PENDING:
-            # Retrying an activation grants access again: rules 7 and 9 hold as when adding it.
+            # Retrying an activation grants access again: rules 7 and 9 hold as when adding it,
+            # also against an offboarding committed between this read and the write.
             if contact is not None:
                 ensure_active(contact, "contact_id")
+                uow.require_active_contact(contact.contact_id)
             ensure_domain_allowed(project, grant.email, "email")
-        return _view(project, self._begin(principal, grant, target))
+        return _view(project, self._begin(principal, grant, target, uow))
 
     def send_password_reset(
         self, principal: Principal, project_id: str, contact_id: str
@@ -386,6 +389,7 @@ class GrantService:
                 raise ValidationFailed(message, [FieldError("contact_id", message)])
             ensure_active(contact, "contact_id")
             ensure_domain_allowed(project, contact.email, "contact_id")
+            uow.require_active_contact(contact.contact_id)  # not offboarded meanwhile
             return contact
 
         if request.email is not None:
@@ -411,6 +415,8 @@ class GrantService:
                 # Linked now, and must still be when the grant commits: a removal on another
                 # project may be unlinking it at this moment (rule 5).
                 uow.require_external_link(contact.contact_id, company)
+            else:
+                uow.require_active_contact(contact.contact_id)  # not offboarded meanwhile
             return contact
 
         assert request.new_contact is not None  # the API model guarantees exactly one
@@ -467,10 +473,20 @@ class GrantService:
             raise NotFound(f"contact {contact_id} has no grant on project {project_id}")
         return grant
 
-    def _begin(self, principal: Principal, grant: Grant, target: GrantStatus) -> Grant:
+    def _begin(
+        self,
+        principal: Principal,
+        grant: Grant,
+        target: GrantStatus,
+        uow: UnitOfWork | None = None,
+    ) -> Grant:
         self._ensure_ended(grant.lifecycle_id)
-        started = self._lifecycle.apply(grant, Move(target, principal.as_actor()))
+        started = self._lifecycle.apply(grant, Move(target, principal.as_actor()), uow=uow)
         if started is None:
+            if target is GrantStatus.ACTIVATION_PENDING:
+                contact = self._store.get_contact(grant.contact_id)
+                if contact is not None:
+                    ensure_active(contact, "contact_id")  # offboarded meanwhile: 422
             raise Conflict("the grant changed meanwhile; reload it and try again")
         self._start(started)
         return started

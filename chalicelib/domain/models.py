@@ -48,6 +48,7 @@ class ContactStatus(StrEnum):
 class ActorType(StrEnum):
     USER = "user"
     HR = "hr"
+    SCIM = "scim"
     SYSTEM = "system"
 
 

@@ -14,6 +14,7 @@ from .models import (
     ActivityEntry,
     ActivityFilter,
     Contact,
+    ContactStatus,
     Grant,
     Project,
     Review,
@@ -81,13 +82,33 @@ class UnitOfWork(Protocol):
         """Clear the project's owed email, if its support access is still that change."""
         ...
 
-    def link_external(self, contact_id: str, company_id: str) -> None: ...
+    def change_contact_status(self, contact_id: str, status: ContactStatus) -> None:
+        """Set the contact's status, if it exists and is not `status` already (offboarding and
+        reactivation: of two sources changing it at once, one writes)."""
+        ...
+
+    def change_contact_company(
+        self, contact_id: str, company_id: str | None, expected: str | None
+    ) -> None:
+        """Move the contact to `company_id` (None: none), if it is still in `expected`."""
+        ...
+
+    def require_active_contact(self, contact_id: str) -> None:
+        """Commit only if the contact is still active (a condition, no write): a grant given
+        while the contact is being offboarded loses instead of outliving it."""
+        ...
+
+    def link_external(self, contact_id: str, company_id: str) -> None:
+        """Link, if the contact is active and not linked yet."""
+        ...
+
     def unlink_external(self, contact_id: str, company_id: str) -> None:
         """Unlink, if still linked and no grant of that company references the contact."""
         ...
 
     def require_external_link(self, contact_id: str, company_id: str) -> None:
-        """Commit only if the contact is still linked to that company (a condition, no write)."""
+        """Commit only if the contact is still active and linked to that company (a condition,
+        no write)."""
         ...
 
     def create_grant(self, grant: Grant) -> None: ...

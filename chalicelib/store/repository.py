@@ -352,6 +352,31 @@ class DynamoUnitOfWork:
                 old = ContactItem(contact_id=_claim_key(previous_email))
                 self._ops.append(lambda t: t.delete(old))
 
+    def change_contact_status(self, contact_id: str, status: ContactStatus) -> None:
+        item = ContactItem(contact_id=contact_id)
+        current = ContactItem.status
+        other = current != status.value
+        if status is not ContactStatus.ACTIVE:
+            other |= current.does_not_exist()  # contacts written before status was stored
+        condition = ContactItem.contact_id.exists() & other
+        action = current.set(status.value)
+        self._ops.append(lambda t: t.update(item, actions=[action], condition=condition))
+
+    def change_contact_company(
+        self, contact_id: str, company_id: str | None, expected: str | None
+    ) -> None:
+        item = ContactItem(contact_id=contact_id)
+        company = ContactItem.company_id
+        action = company.set(company_id) if company_id else company.remove()
+        same = company == expected if expected else company.does_not_exist()
+        condition = ContactItem.contact_id.exists() & same
+        self._ops.append(lambda t: t.update(item, actions=[action], condition=condition))
+
+    def require_active_contact(self, contact_id: str) -> None:
+        self._ops.append(
+            lambda t: t.condition_check(ContactItem, contact_id, condition=_active_contact())
+        )
+
     def link_external(self, contact_id: str, company_id: str) -> None:
         item = ContactItem(contact_id=contact_id)
         self._ops.append(
@@ -359,7 +384,8 @@ class DynamoUnitOfWork:
                 item,
                 actions=[ContactItem.external_for.add({company_id})],
                 condition=ContactItem.contact_id.exists()
-                & ~ContactItem.external_for.contains(company_id),
+                & ~ContactItem.external_for.contains(company_id)
+                & _active_contact(),
             )
         )
 
@@ -382,11 +408,8 @@ class DynamoUnitOfWork:
         )
 
     def require_external_link(self, contact_id: str, company_id: str) -> None:
-        self._ops.append(
-            lambda t: t.condition_check(
-                ContactItem, contact_id, condition=ContactItem.external_for.contains(company_id)
-            )
-        )
+        linked = ContactItem.external_for.contains(company_id) & _active_contact()
+        self._ops.append(lambda t: t.condition_check(ContactItem, contact_id, condition=linked))
 
     def put_project(
         self,
@@ -943,6 +966,15 @@ def _activity_query(
         page_size=page_size,
         last_evaluated_key=start,
     )
+
+
+def _active_contact() -> Condition:
+    """The contact exists and is not offboarded (no stored status: written before it was)."""
+    status = ContactItem.status
+    active: Condition = ContactItem.contact_id.exists() & (
+        status.does_not_exist() | (status == ContactStatus.ACTIVE.value)
+    )
+    return active
 
 
 def _same_run(grant: Grant) -> Condition:

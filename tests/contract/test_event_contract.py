@@ -25,6 +25,7 @@ SPEC_EVENT_NAMES = {
     "GrantFailed",
     "ExternalContactUnlinked",
     "SupportAccessChanged",
+    "ContactOffboarded",
     "DriftFound",
     "AccessReviewOpened",
     "AccessReviewClosed",

@@ -198,12 +198,45 @@ class InMemoryUnitOfWork:
 
         self._add(("project", project_id), same_change, apply)
 
+    def change_contact_status(self, contact_id: str, status: ContactStatus) -> None:
+        contacts = self._store._contacts
+
+        def other() -> bool:
+            contact = contacts.get(contact_id)
+            return contact is not None and contact.status is not status
+
+        def apply() -> None:
+            contacts[contact_id] = replace(contacts[contact_id], status=status)
+
+        self._add(("contact", contact_id), other, apply)
+
+    def change_contact_company(
+        self, contact_id: str, company_id: str | None, expected: str | None
+    ) -> None:
+        contacts = self._store._contacts
+
+        def same() -> bool:
+            contact = contacts.get(contact_id)
+            return contact is not None and contact.company_id == expected
+
+        def apply() -> None:
+            contacts[contact_id] = replace(contacts[contact_id], company_id=company_id)
+
+        self._add(("contact", contact_id), same, apply)
+
+    def require_active_contact(self, contact_id: str) -> None:
+        self._add(("contact", contact_id), lambda: self._store._active(contact_id), _always)
+
     def link_external(self, contact_id: str, company_id: str) -> None:
         contacts = self._store._contacts
 
         def unlinked() -> bool:
             contact = contacts.get(contact_id)
-            return contact is not None and company_id not in contact.external_for
+            return (
+                self._store._active(contact_id)
+                and contact is not None
+                and company_id not in contact.external_for
+            )
 
         def apply() -> None:
             contact = contacts[contact_id]
@@ -236,7 +269,11 @@ class InMemoryUnitOfWork:
 
         def linked() -> bool:
             contact = contacts.get(contact_id)
-            return contact is not None and company_id in contact.external_for
+            return (
+                self._store._active(contact_id)
+                and contact is not None
+                and company_id in contact.external_for
+            )
 
         self._add(("contact", contact_id), linked, _always)
 
@@ -528,6 +565,10 @@ class InMemoryStore:
         self._requests: dict[tuple[str, str], AccessRequest] = {}  # (project, request id)
         self._pending_requests: dict[tuple[str, str], str] = {}  # (project, contact) → request
         self._failures: list[str] = []
+
+    def _active(self, contact_id: str) -> bool:
+        contact = self._contacts.get(contact_id)
+        return contact is not None and contact.status is ContactStatus.ACTIVE
 
     # --- failure injection --------------------------------------------------------------------
 
