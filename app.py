@@ -162,6 +162,18 @@ def expire_access_requests(event: Any) -> Event:
     return run()
 
 
+# --- identity sources (SPEC §4) --------------------------------------------------------------
+
+
+# The HR queue: HR events (webhook or straight from an HR integration) and the follow-up rounds
+# of a revocation. The template points the event source at the stack's queue, whatever the name.
+@app.on_sqs_message(queue=get_settings().hr_queue_name, batch_size=10, name="hr_events")
+def hr_events(event: Any) -> Event:
+    from chalicelib.hr.consumer import handle_batch  # noqa: PLC0415 - imported by this consumer
+
+    return handle_batch(event.to_dict(), event.context)
+
+
 @app.schedule(Rate(1, unit=Rate.DAYS), name="check_drift")
 def check_drift(event: Any) -> Event:
     from chalicelib.workflows.tasks import drift  # noqa: PLC0415 - imported by this job only

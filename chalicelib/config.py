@@ -68,6 +68,13 @@ class Settings(BaseModel):
         return self.stage == LOCAL_STAGE
 
     @property
+    def hr_queue_name(self) -> str:
+        """The HR queue's name (its URL's last part; locally the name `local/aws.py` gives it)."""
+        if self.hr_queue_url:
+            return self.hr_queue_url.rstrip("/").rsplit("/", 1)[-1]
+        return f"{os.environ.get('HELPDESK_RESOURCE_PREFIX', 'helpdesk-local')}-hr-events"
+
+    @property
     def events_source(self) -> str:
         return "helpdesk-access"
 

@@ -97,12 +97,14 @@ ACCESS: dict[str, Access] = {
             # pending lock, decided (update + the lock deleted), read (pending index).
             "governance": frozenset({GET, QUERY, PUT, UPDATE, DELETE, CHECK, BATCH_WRITE}),
         },
-        secrets=frozenset({"jwt", "jira_token"}),
+        # + the HR webhook's HMAC key; a verified HR event is queued (SPEC §2 POST /hr/events).
+        secrets=frozenset({"jwt", "jira_token", "hr_webhook"}),
         start_executions=frozenset(STATE_MACHINE_IDS),
         # A new run waits for the previous run's execution to end (domain.grants).
         describe_executions=frozenset(STATE_MACHINE_IDS),
         send_email=True,
         put_events=True,
+        send_hr_queue=True,
     ),
     # Jira-only workflow steps.
     # Notes on the grant that it is creating the account (the create's answer may be lost).
@@ -121,6 +123,7 @@ ACCESS: dict[str, Access] = {
     "complete_activation": Access(
         tables={
             "projects": frozenset({GET}),
+            "contacts": frozenset({GET}),  # an offboarded contact's activation fails instead
             "grants": frozenset({GET, UPDATE}),
             "activity": APPEND,
             "idempotency": IDEMPOTENCY,  # the welcome email is sent once per lifecycle
@@ -195,6 +198,25 @@ ACCESS: dict[str, Access] = {
     "expire_access_requests": Access(
         tables={"governance": frozenset({QUERY, UPDATE, DELETE}), "activity": APPEND},
         put_events=True,
+    ),
+    # The HR queue (SPEC §4): finds the contact (by id or email claim), changes its status or
+    # company (conditional update), then moves its grants to removal (grants by the contact
+    # index, each read again; a transition keeps the desk reference and appends the entries),
+    # after checking a recently changed grant's run ended; starts the removals; ContactOffboarded;
+    # follow-up rounds go back on the queue; each message runs once (idempotency table).
+    "hr_events": Access(
+        tables={
+            "contacts": frozenset({GET, UPDATE}),
+            "grants": frozenset({GET, QUERY, UPDATE}),
+            "projects": frozenset({GET}),  # a company change keeps the projects of the company
+            "activity": APPEND,
+            "idempotency": IDEMPOTENCY,
+        },
+        start_executions=frozenset({"grant-removal"}),
+        describe_executions=frozenset(STATE_MACHINE_IDS),
+        put_events=True,
+        send_hr_queue=True,
+        consume_hr_queue=True,
     ),
     # Daily: every project's JSM organization against its grants (report only).
     "check_drift": Access(

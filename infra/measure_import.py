@@ -56,14 +56,14 @@ class EntryPoint:
     statement: str  # `import app` plus what the handler imports on its first call
 
 
-# The kinds of entry point the service has; `None` until the app has one (SPEC §4: the HR events
-# consumer is not built yet). tests/infra/test_cold_start.py checks this against app.py.
+# The kinds of entry point the service has (`None` for one the app does not have yet);
+# tests/infra/test_cold_start.py checks this against app.py.
 ENTRY_POINTS: dict[str, EntryPoint | None] = {
     "API (api_handler)": EntryPoint("app.app", "import app"),
     "Jira task (ensure_customer)": EntryPoint(
         "app.ensure_customer", "import app; import chalicelib.workflows.tasks"
     ),
-    "HR consumer": None,
+    "HR consumer": EntryPoint("app.hr_events", "import app; import chalicelib.hr.consumer"),
 }
 
 

@@ -478,8 +478,17 @@ def functions(stack: Stack) -> dict[str, Json]:
         }
         if function.sqs_event_ids:
             # The one queue of the service (SPEC §4), whatever name the decorator was given.
+            # `Fn::Sub`, the intrinsic Chalice writes there: `chalice package` deep-merges
+            # dicts, so any other one would sit beside Chalice's in one invalid dict. Each
+            # failed message is reported on its own (Powertools batch processing), so one
+            # poison message never makes its whole batch come back (SPEC §4).
             properties["Events"] = {
-                event_id: {"Properties": {"Queue": {"Fn::GetAtt": [HR_QUEUE_ID, "Arn"]}}}
+                event_id: {
+                    "Properties": {
+                        "Queue": {"Fn::Sub": f"${{{HR_QUEUE_ID}.Arn}}"},
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    }
+                }
                 for event_id in function.sqs_event_ids
             }
         found[function.logical_id] = {

@@ -13,6 +13,7 @@ from . import (
     grants,
     health,
     helpdesk,
+    hr_events,
     projects,
     reviews,
 )
@@ -29,6 +30,7 @@ def register_api(app: Chalice) -> None:
         helpdesk.bp,
         reviews.bp,
         access_requests.bp,
+        hr_events.bp,
     ):
         app.register_blueprint(blueprint)
 

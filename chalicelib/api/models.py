@@ -375,6 +375,13 @@ class HealthResponse(ResponseModel):
     status: Literal["ok"]
 
 
+class HrEventAccepted(ResponseModel):
+    """An HR event was verified and queued; the HR queue's consumer applies it."""
+
+    id: str
+    status: Literal["queued"]
+
+
 class ProblemField(ResponseModel):
     field: str
     message: str

@@ -186,7 +186,10 @@ def operation(
     errors: tuple[int, ...] = (),
     headers: tuple[str, ...] = (),
     alternative: str | None = None,
+    raw_request: bool = False,
 ) -> Callable[[Callable[..., Result]], Callable[..., Response]]:
+    """Declare one operation. `raw_request`: `request` only documents the body; the view reads
+    `call.raw_body` itself (a signed webhook verifies the bytes before anything parses them)."""
     OPERATIONS.append(
         Operation(
             method,
@@ -216,7 +219,7 @@ def operation(
                 )
                 raw = current.raw_body or b""
                 raw = raw if isinstance(raw, bytes) else raw.encode()
-                body = _parse_body(raw, request) if request else None
+                body = _parse_body(raw, request) if request and not raw_request else None
                 params = current.query_params
                 lists = {k: list(params.getlist(k)) for k in params} if params else {}
                 query = dict(params or {})

@@ -46,7 +46,7 @@ from .sweeper import start_removal_or_leave_to_sweeper
 
 # At most this many grants move to removal per round (one transaction + one StartExecution each,
 # ~0.1 s in AWS): a round stays far inside the consumer's timeout whatever the contact holds.
-ROUND_SIZE = 25
+ROUND_SIZE = 10
 # A follow-up round waiting for activations to settle comes this long after the previous one...
 WAIT_SECONDS = 30
 # ... at most this many times (an hour): a run stuck longer than that is failed by the sweeper

@@ -359,7 +359,70 @@ def _exercise(stack: LocalStack) -> None:
     )
     assert not failed, payload
     assert b'"expired": 1' in payload
+    _exercise_hr(stack, api, status)
     session.close()
+
+
+def _exercise_hr(
+    stack: LocalStack,
+    api: Callable[..., requests.Response],
+    status: Callable[[str], Callable[[], str | None]],
+) -> None:
+    """HR events through the signed webhook and the queue's consumer: an offboarding by email
+    whose fan-out takes two rounds (the follow-up goes back on the queue), a company change."""
+    from chalicelib.api.hr_events import sign  # noqa: PLC0415
+    from chalicelib.config import LOCAL_HR_SECRET  # noqa: PLC0415
+
+    def send(event: dict[str, Any]) -> None:
+        body = json.dumps(event).encode()
+        headers = {"X-Signature": sign(body, LOCAL_HR_SECRET), "Content-Type": "application/json"}
+        answer = api("POST", "/hr/events", data=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+
+    for contact_id in ("hr-1", "hr-2"):
+        body = {"email": f"{contact_id}@acme.example", "name": contact_id, "company_id": "acme"}
+        body["console_user"] = True
+        assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
+        added = api(
+            "POST", "/projects/demo/grants", json={"contact_id": contact_id}, headers=MANAGER
+        )
+        assert added.status_code == 202, added.text
+        assert wait_for(status(contact_id), f"{contact_id} activation") == "activated"
+    send(
+        {
+            "id": "hr-evt-1",
+            "type": "contact.offboarded",
+            "email": "HR-1@ACME.example",
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    wait_for(lambda: status("hr-1")() == "gone", "offboarding removal", timeout=30)
+    # an offboarding while an activation runs: its round waits, a follow-up goes on the queue
+    assert stack.jira is not None
+    slow = {"method": "POST", "path_regex": "/organization/.*/user$", "status": None}
+    stack.jira.set_faults([{**slow, "times": 1, "delay_ms": 3000}])
+    body = {"email": "hr-3@acme.example", "name": "hr-3", "company_id": "acme"}
+    assert api("PUT", "/contacts/hr-3", json={**body, "console_user": True}, headers=SERVICE)
+    api("POST", "/projects/demo/grants", json={"contact_id": "hr-3"}, headers=MANAGER)
+    send(
+        {
+            "id": "hr-evt-3",
+            "type": "contact.offboarded",
+            "contact_id": "hr-3",
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    wait_for(lambda: status("hr-3")() == "activation_failed", "refused activation", timeout=30)
+    send(
+        {
+            "id": "hr-evt-2",
+            "type": "contact.company_changed",
+            "contact_id": "hr-2",
+            "company_id": "elsewhere",
+            "occurred_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    wait_for(lambda: status("hr-2")() == "gone", "company change removal", timeout=30)
 
 
 def _stall(stack: LocalStack) -> None:
@@ -475,6 +538,8 @@ NOT_EXERCISED = {
     ("sweep_stalled_grants", "idempotency", "dynamodb:DeleteItem"),
     ("expire_grants", "idempotency", "dynamodb:GetItem"),
     ("expire_grants", "idempotency", "dynamodb:DeleteItem"),
+    ("hr_events", "idempotency", "dynamodb:GetItem"),
+    ("hr_events", "idempotency", "dynamodb:DeleteItem"),
 }
 
 

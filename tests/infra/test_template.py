@@ -338,7 +338,8 @@ def test_an_sqs_consumer_reads_the_hr_queue(monkeypatch: pytest.MonkeyPatch) -> 
     built = template.build(STAGE, [*app_functions(STAGE), consumer])["Resources"]
     # Then its event reads the HR queue, its policy may consume it, and its failures alarm
     event = built["HrEvents"]["Properties"]["Events"]["HrEventsSqsEventSource"]
-    assert event["Properties"]["Queue"] == {"Fn::GetAtt": [template.HR_QUEUE_ID, "Arn"]}
+    assert event["Properties"]["Queue"] == {"Fn::Sub": f"${{{template.HR_QUEUE_ID}.Arn}}"}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     statements = built["HrEventsAccess"]["Properties"]["PolicyDocument"]["Statement"]
     assert any("sqs:ReceiveMessage" in s["Action"] for s in statements)
     assert "HrEventsErrorsAlarm" in built
@@ -458,6 +459,17 @@ def test_the_drift_job_has_the_time_its_work_needs(resources_of: Json) -> None:
     # And the HR queue's visibility follows its consumers, not the slowest function
     queue = resources_of[template.HR_QUEUE_ID]["Properties"]
     assert queue["VisibilityTimeout"] == 6 * template.DEFAULT_LAMBDA_TIMEOUT
+
+
+def test_the_hr_consumer_reads_the_stacks_queue_reporting_each_failed_message(
+    resources_of: Json,
+) -> None:
+    # Given the packaged template (Chalice's SQS event merged with ours)
+    [event] = resources_of["HrEvents"]["Properties"]["Events"].values()
+    # Then it reads the stack's HR queue, 10 at a time, and reports failed messages one by one
+    assert event["Properties"]["Queue"] == {"Fn::Sub": f"${{{template.HR_QUEUE_ID}.Arn}}"}
+    assert event["Properties"]["BatchSize"] == 10
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_the_api_is_server_to_server_without_cors(resources_of: Json) -> None:
