@@ -380,9 +380,11 @@ def _exercise_hr(
         assert answer.status_code == 202, answer.text
 
     for contact_id in ("hr-1", "hr-2"):
-        body = {"email": f"{contact_id}@acme.example", "name": contact_id, "company_id": "acme"}
-        body["console_user"] = True
-        assert api("PUT", f"/contacts/{contact_id}", json=body, headers=SERVICE).status_code == 201
+        person: dict[str, Any] = {"email": f"{contact_id}@acme.example", "name": contact_id}
+        person |= {"company_id": "acme", "console_user": True}
+        assert (
+            api("PUT", f"/contacts/{contact_id}", json=person, headers=SERVICE).status_code == 201
+        )
         added = api(
             "POST", "/projects/demo/grants", json={"contact_id": contact_id}, headers=MANAGER
         )
