@@ -215,6 +215,19 @@ fields @timestamp, drift.project_id as project, drift.missing_in_jsm as missing_
 | filter message = "drift found"
 | sort @timestamp desc
 | limit 200""",
+    # Who was offboarded, by which source (hr/scim + event id or SCIM token), which grants it
+    # removed: one row per contact, source and project (`contact.offboarded` is written with
+    # each removal an offboarding starts; company changes show as removals without it).
+    "Offboardings: who, by which source, which grants": """\
+fields @timestamp, activity.contact_id as contact, activity.contact_email as email,
+  activity.actor_type as source, activity.actor_id as source_id,
+  activity.project_id as project, activity.action as action
+| filter message = "activity recorded" and activity.actor_type in ["hr", "scim"]
+  and activity.action in ["contact.offboarded", "grant.removal_requested"]
+| stats earliest(@timestamp) as at, count(*) as entries by contact, email, source, source_id,
+  project, action
+| sort at desc
+| limit 1000""",
     "One grant lifecycle (by execution name)": """\
 fields @timestamp, @logStream, step, message, jira.method, jira.path, jira.status, jira.outcome,
   activity.action, problem, detail

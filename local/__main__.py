@@ -9,6 +9,7 @@ throttling). Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -95,8 +96,32 @@ curl -s -X PATCH {auth} {json_body} \\
 curl -s -X DELETE {auth} {api}/projects/demo/grants/dev-1
 curl -s {stack.mail_url}/api/messages
 curl -s {stack.jira_url}/_emulator/state
-
+{hr_example(api)}
 More tokens: make token ARGS="--sub u1 --email a@acme.example --company acme --roles supervisor"
+"""
+
+
+def hr_example(api: str) -> str:
+    """A signed HR event for the demo (SPEC §2 `POST /hr/events`), and how to sign another."""
+    from chalicelib.api.hr_events import sign  # noqa: PLC0415
+    from chalicelib.config import hr_webhook_secret  # noqa: PLC0415
+
+    body = json.dumps(
+        {
+            "id": "hr-demo-1",
+            "type": "contact.offboarded",
+            "contact_id": "dev-1",
+            "occurred_at": "2026-01-01T09:00:00Z",
+        }
+    )
+    secret = hr_webhook_secret()
+    return f"""
+# HR offboards dev-1 (signed webhook → HR queue → every grant of dev-1 removed within seconds):
+BODY='{body}'
+curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" {api}/hr/events \\
+  -H "X-Signature: {sign(body.encode(), secret)}"
+# another body: -H "X-Signature: sha256=$(printf %s "$BODY" | openssl dgst -sha256 -hmac \
+{secret} | sed 's/^.* //')"
 """
 
 

@@ -32,7 +32,8 @@ IDEMPOTENCY_NAME = "hr-event"
 # message replayed from the DLQ after a fix is still recognised if it had been applied.
 IDEMPOTENCY_TTL_SECONDS = 15 * 24 * 3600
 
-_processor = BatchProcessor(event_type=EventType.SQS)
+# A batch of only poison messages is reported like any other (not raised as a whole).
+_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class MalformedHrMessage(ValueError):
@@ -117,9 +118,7 @@ def _find(event: HrEvent) -> Contact | None:
     return store.find_contact_by_email(event.email.lower())
 
 
-def _outcome(
-    message_id: str, kind: str, actor: Actor, result: OffboardingResult
-) -> dict[str, Any]:
+def _outcome(message_id: str, kind: str, actor: Actor, result: OffboardingResult) -> dict[str, Any]:
     """Logged once per message: the saved query of docs/operations.md reads these fields."""
     contact = result.contact
     outcome = {

@@ -606,6 +606,7 @@ def test_saved_queries_search_every_function_log_group(resources_of: Json) -> No
         prefix + "Who changed access to project X",
         prefix + "Failed grants today",
         prefix + "Jira throttling",
+        prefix + "Offboardings: who, by which source, which grants",
     } <= names
     groups = {
         g["Properties"]["LogGroupName"]
