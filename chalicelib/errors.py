@@ -75,6 +75,12 @@ class Conflict(ServiceError):
         self.retry_after = retry_after
 
 
+class EmailTaken(Conflict):
+    """Another contact has this email (SCIM `scimType: uniqueness`; whose is not said)."""
+
+    code = "uniqueness"
+
+
 class StaleState(ServiceError):
     """A conditional write lost: somebody else changed the item first."""
 

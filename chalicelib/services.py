@@ -22,9 +22,12 @@ from .domain.grant_batches import GrantBatches
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
+from .domain.models import Actor, Contact
 from .domain.offboarding import OffboardingService
 from .domain.projects import ProjectService
 from .domain.reviews import ReviewDeadlineJob, ReviewService
+from .domain.scim_tokens import ScimTokenService
+from .domain.scim_users import ScimUserService
 from .domain.support_access import SupportAccessService
 from .events import EventBridgePublisher
 from .hr import SqsHrQueue
@@ -163,3 +166,23 @@ def helpdesk() -> HelpdeskService:
         settings.helpdesk_cache_seconds,
         settings.helpdesk_timeout_seconds,
     )
+
+
+@lru_cache(maxsize=1)
+def scim_tokens() -> ScimTokenService:
+    return ScimTokenService(store())
+
+
+@lru_cache(maxsize=1)
+def scim_users() -> ScimUserService:
+    return ScimUserService(store(), _ScimOffboarding())
+
+
+class _ScimOffboarding:
+    """SCIM deactivation is HR offboarding (`domain.offboarding`), with the token as actor."""
+
+    def offboard(self, contact: Contact, actor: Actor) -> None:
+        raise NotImplementedError("waiting for domain.offboarding (branch hr)")
+
+    def reactivate(self, contact: Contact, actor: Actor) -> Contact:
+        raise NotImplementedError("waiting for domain.offboarding (branch hr)")

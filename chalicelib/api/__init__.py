@@ -16,6 +16,8 @@ from . import (
     hr_events,
     projects,
     reviews,
+    scim,
+    scim_tokens,
 )
 from .problems import as_problem
 
@@ -31,9 +33,14 @@ def register_api(app: Chalice) -> None:
         reviews.bp,
         access_requests.bp,
         hr_events.bp,
+        scim_tokens.bp,
+        scim.bp,
     ):
         app.register_blueprint(blueprint)
 
     @app.middleware("http")
     def problems_only(event: Request, get_response: Callable[[Request], Response]) -> Response:
-        return as_problem(get_response(event))
+        response = get_response(event)
+        if event.path.startswith(scim.PREFIX):  # SCIM clients read SCIM errors
+            return scim.as_scim_error(response)
+        return as_problem(response)

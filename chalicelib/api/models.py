@@ -446,3 +446,27 @@ class HelpdeskResponse(ResponseModel):
     new_request_url: str
     latest_requests: list[HelpdeskRequest] | None
     requests_error: str | None
+
+
+class ScimTokenCreated(ResponseModel):
+    """A new SCIM token: `token` is shown this once (only its SHA-256 is stored)."""
+
+    token_id: str
+    token: str
+    created_at: str
+
+
+class ScimTokenResponse(ResponseModel):
+    """A SCIM token as listed: never the token or its hash."""
+
+    token_id: str
+    created_at: str
+    created_by: str
+    revoked: bool
+    revoked_at: str | None
+    revoked_by: str | None
+
+
+class ScimTokenList(ResponseModel):
+    items: list[ScimTokenResponse]
+    next_cursor: str | None

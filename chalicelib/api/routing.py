@@ -132,7 +132,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object of at most 64 KiB, each member named once."""
     if len(raw) > MAX_BODY_BYTES:
         raise MalformedRequest(f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
     try:
@@ -149,6 +150,11 @@ def validated(model: type[BaseModel], data: Any) -> BaseModel:
     one error per invalid field (also each item of a grant batch, as its single call)."""
     if not isinstance(data, dict):
         raise MalformedRequest("the body must be a JSON object")
+    return data
+
+
+def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+    data = json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -111,3 +111,12 @@ def ensure_may_decide_request(
         raise Forbidden("nobody approves or denies their own access request")
     if not may_decide_request(principal, project, requester_company):
         raise Forbidden("only managers of the requester's company may decide this request")
+
+
+def ensure_may_manage_scim_tokens(principal: Principal, company_id: str) -> None:
+    """A company's SCIM tokens are minted and revoked by its company admins or a platform admin."""
+    if principal.has_any(Role.PLATFORM_ADMIN):
+        return
+    if principal.has_any(Role.COMPANY_ADMIN) and principal.company_id == company_id:
+        return
+    raise Forbidden("only an admin of this company may manage its SCIM tokens")

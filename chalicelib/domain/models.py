@@ -97,6 +97,11 @@ class Contact:
     groups: list[str] = field(default_factory=list)
     external_for: list[str] = field(default_factory=list)
     status: ContactStatus = ContactStatus.ACTIVE
+    # The company's identity provider's id of this person (SCIM `externalId`), and whether the
+    # provider deleted it (SCIM DELETE: offboarded and gone from its view; a POST may adopt it
+    # again).
+    external_id: str | None = None
+    scim_deleted: bool = False
 
     def belongs_to(self, company_id: str | None) -> bool:
         """A company's own contact, or an external linked to it."""
@@ -252,3 +257,16 @@ class AccessRequest:
     decided_by: str | None = None
     decided_at: str | None = None
     grant_expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ScimToken:
+    """A company's SCIM bearer token as stored: only its SHA-256 (`token_hash`), never the token."""
+
+    token_id: str
+    company_id: str
+    token_hash: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None = None
+    revoked_by: str | None = None

@@ -13,12 +13,14 @@ from .models import (
     AccessRequest,
     ActivityEntry,
     ActivityFilter,
+    Actor,
     Contact,
     ContactStatus,
     Grant,
     Project,
     Review,
     ReviewItem,
+    ScimToken,
     SupportAccess,
 )
 
@@ -352,3 +354,48 @@ class MemberReader(Protocol):
     """The one JSM read the drift check makes (implemented by `jira.JsmClient`)."""
 
     def organization_members(self, organization_id: str) -> set[str]: ...
+
+
+class ScimUnitOfWork(UnitOfWork, Protocol):
+    """The writes of SCIM tokens and of the contacts a company's identity provider manages."""
+
+    def create_scim_token(self, token: ScimToken) -> None:
+        """Store the company's token row and its lookup by hash (both new)."""
+        ...
+
+    def revoke_scim_token(self, token: ScimToken) -> None:
+        """Mark the token revoked (`token.revoked_at`/`revoked_by`) and delete its lookup by
+        hash, if it is not revoked yet."""
+        ...
+
+    def update_contact_profile(self, current: Contact, new: Contact) -> None:
+        """Write `new`'s email, name, `external_id` and `scim_deleted` (never its status,
+        company or links), if the contact still has `current`'s email; moves the email claim."""
+        ...
+
+
+class ScimStore(Protocol):
+    """What SCIM tokens and the SCIM view of a company's contacts read and write."""
+
+    def unit_of_work(self) -> ScimUnitOfWork: ...
+    def get_contact(self, contact_id: str) -> Contact | None: ...
+    def find_contact_by_email(self, email: str) -> Contact | None: ...
+    def company_contacts(self, company_id: str) -> list[Contact]:
+        """Every contact whose own company is `company_id` (any status; not its externals)."""
+        ...
+
+    def scim_tokens_of_company(self, company_id: str) -> list[ScimToken]:
+        """The company's tokens (revoked ones too), oldest first."""
+        ...
+
+    def get_scim_token(self, company_id: str, token_id: str) -> ScimToken | None: ...
+    def scim_token_by_hash(self, token_hash: str) -> ScimToken | None:
+        """The token with this SHA-256, if it exists and is not revoked."""
+        ...
+
+
+class ContactOffboarding(Protocol):
+    """Offboarding and reactivating a contact (`domain.offboarding`, shared with HR events)."""
+
+    def offboard(self, contact: Contact, actor: Actor) -> None: ...
+    def reactivate(self, contact: Contact, actor: Actor) -> Contact: ...

@@ -41,6 +41,7 @@ from ..domain.models import (
     Project,
     Review,
     ReviewItem,
+    ScimToken,
     SupportAccess,
 )
 from ..domain.ports import GrantReads, LastRun, Page, ReferenceKind
@@ -183,6 +184,8 @@ def _contact(item: ContactItem) -> Contact:
         groups=list(item.groups or []),
         external_for=sorted(item.external_for or []),
         status=ContactStatus(item.status or ContactStatus.ACTIVE),
+        external_id=item.external_id,
+        scim_deleted=bool(item.scim_deleted),
     )
 
 
@@ -190,7 +193,32 @@ def _contact_item(contact: Contact) -> ContactItem:
     data = asdict(contact)
     data["status"] = contact.status.value
     data["external_for"] = set(contact.external_for) or None  # DynamoDB has no empty sets
+    data["scim_deleted"] = contact.scim_deleted or None
     return ContactItem(**data)
+
+
+# SCIM tokens (tables.GovernanceItem): the company's rows and one lookup by hash per live token.
+_SCIM_TOKEN = "scim-token"  # noqa: S105 - a key prefix, not a secret
+
+
+def _company_pk(company_id: str) -> str:
+    return f"company#{company_id}"
+
+
+def _scim_token_sk(token_id: str) -> str:
+    return f"{_SCIM_TOKEN}#{token_id}"
+
+
+def _scim_token(item: GovernanceItem) -> ScimToken:
+    return ScimToken(
+        token_id=str(item.record_id),
+        company_id=str(item.company_id),
+        token_hash=str(item.token_hash),
+        created_at=str(item.created_at),
+        created_by=str(item.created_by),
+        revoked_at=item.revoked_at,
+        revoked_by=item.revoked_by,
+    )
 
 
 def _grant(item: GrantItem) -> Grant:
@@ -690,6 +718,60 @@ class DynamoUnitOfWork:
         self._ops.append(lambda t: t.update(row, actions=actions, condition=pending))
         self._ops.append(lambda t: t.delete(lock, condition=ours))
 
+    def create_scim_token(self, token: ScimToken) -> None:
+        row = GovernanceItem(
+            pk=_company_pk(token.company_id),
+            sk=_scim_token_sk(token.token_id),
+            record_id=token.token_id,
+            company_id=token.company_id,
+            token_hash=token.token_hash,
+            created_at=token.created_at,
+            created_by=token.created_by,
+        )
+        lookup = GovernanceItem(
+            pk=f"{_SCIM_TOKEN}#{token.token_hash}",
+            sk=_SCIM_TOKEN,
+            record_id=token.token_id,
+            company_id=token.company_id,
+            created_at=token.created_at,
+            created_by=token.created_by,
+        )
+        new = GovernanceItem.pk.does_not_exist()
+        self._ops.append(lambda t: t.save(row, condition=new))
+        self._ops.append(lambda t: t.save(lookup, condition=new))
+
+    def revoke_scim_token(self, token: ScimToken) -> None:
+        row = GovernanceItem(pk=_company_pk(token.company_id), sk=_scim_token_sk(token.token_id))
+        actions = [
+            GovernanceItem.revoked_at.set(str(token.revoked_at)),
+            GovernanceItem.revoked_by.set(str(token.revoked_by)),
+        ]
+        live = GovernanceItem.pk.exists() & GovernanceItem.revoked_at.does_not_exist()
+        lookup = GovernanceItem(pk=f"{_SCIM_TOKEN}#{token.token_hash}", sk=_SCIM_TOKEN)
+        self._ops.append(lambda t: t.update(row, actions=actions, condition=live))
+        self._ops.append(lambda t: t.delete(lookup))
+
+    def update_contact_profile(self, current: Contact, new: Contact) -> None:
+        item = ContactItem(contact_id=current.contact_id)
+        actions: list[Any] = [
+            ContactItem.email.set(new.email),
+            ContactItem.name.set(new.name),
+            ContactItem.external_id.set(new.external_id)
+            if new.external_id is not None
+            else ContactItem.external_id.remove(),
+            ContactItem.scim_deleted.set(True)
+            if new.scim_deleted
+            else ContactItem.scim_deleted.remove(),
+        ]
+        same = ContactItem.contact_id.exists() & (ContactItem.email == current.email)
+        self._ops.append(lambda t: t.update(item, actions=actions, condition=same))
+        if new.email != current.email:
+            claim = ContactItem(contact_id=_claim_key(new.email), claimed_by=new.contact_id)
+            free = ContactItem.contact_id.does_not_exist()
+            old = ContactItem(contact_id=_claim_key(current.email))
+            self._ops.append(lambda t: t.save(claim, condition=free))
+            self._ops.append(lambda t: t.delete(old))
+
     def append(self, entry: ActivityEntry) -> None:
         item = _activity_item(entry)
         self._ops.append(lambda t: t.save(item, condition=ActivityItem.id.does_not_exist()))
@@ -799,6 +881,35 @@ class DynamoStore:
         items = ContactItem.company_index.query(company_id)
         contacts = (_contact(item) for item in items)
         return [c for c in contacts if c.console_user and c.status is ContactStatus.ACTIVE]
+
+    def company_contacts(self, company_id: str) -> list[Contact]:
+        return [_contact(item) for item in ContactItem.company_index.query(company_id)]
+
+    def scim_tokens_of_company(self, company_id: str) -> list[ScimToken]:
+        items = GovernanceItem.query(
+            _company_pk(company_id),
+            GovernanceItem.sk.startswith(f"{_SCIM_TOKEN}#"),
+            consistent_read=True,
+        )
+        return [_scim_token(item) for item in items]
+
+    def get_scim_token(self, company_id: str, token_id: str) -> ScimToken | None:
+        try:
+            item = GovernanceItem.get(
+                _company_pk(company_id), _scim_token_sk(token_id), consistent_read=True
+            )
+        except GovernanceItem.DoesNotExist:
+            return None
+        return _scim_token(item)
+
+    def scim_token_by_hash(self, token_hash: str) -> ScimToken | None:
+        try:
+            item = GovernanceItem.get(
+                f"{_SCIM_TOKEN}#{token_hash}", _SCIM_TOKEN, consistent_read=True
+            )
+        except GovernanceItem.DoesNotExist:
+            return None
+        return replace(_scim_token(item), token_hash=token_hash)
 
     def get_grant(self, project_id: str, contact_id: str, consistent: bool = True) -> Grant | None:
         try:

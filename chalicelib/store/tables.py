@@ -80,6 +80,8 @@ class ContactItem(Model):
     external_for = UnicodeSetAttribute(null=True)
     status = UnicodeAttribute(null=True)
     claimed_by = UnicodeAttribute(null=True)
+    external_id = UnicodeAttribute(null=True)  # SCIM externalId
+    scim_deleted = BooleanAttribute(null=True)
     # A reference set: DynamoDB drops the attribute when its last element is deleted.
     projects = UnicodeSetAttribute(null=True)
 
@@ -209,6 +211,10 @@ class GovernanceItem(Model):
       one reviewed grant and its decision; `open-review`: the lock that keeps one review open;
     - `sk = request#<request_id>`: an access request; `pending-request#<contact>`: the lock that
       keeps one request of a contact pending.
+
+    And a company's SCIM tokens: `pk = company#<id>`, `sk = scim-token#<token_id>` (listed by
+    querying the company), each with its lookup `pk = scim-token#<sha256>`, `sk = scim-token`,
+    deleted when the token is revoked (docs/decisions.md "SCIM tokens").
     """
 
     class Meta(_Meta):
@@ -237,6 +243,11 @@ class GovernanceItem(Model):
     reason = UnicodeAttribute(null=True)
     requested_at = UnicodeAttribute(null=True)
     grant_expires_at = UnicodeAttribute(null=True)
+    token_hash = UnicodeAttribute(null=True)  # SHA-256 of a SCIM token, never the token
+    created_at = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+    revoked_at = UnicodeAttribute(null=True)
+    revoked_by = UnicodeAttribute(null=True)
 
     due_index = GovernanceDueIndex()
     pending_index = GovernancePendingIndex()
