@@ -239,26 +239,26 @@ def list_users(call: Scim) -> tuple[int, dict[str, Any]]:
     count = min(max(_whole_number(call.query.get("count"), r.MAX_RESULTS), 0), r.MAX_RESULTS)
     found = services.scim_users().list(call.token, query)
     page = found[start - 1 : start - 1 + count]
-    users = [r.user_of(c, call.base_url) for c in page]
+    users = [r.dump_user(c, call.base_url) for c in page]
     return 200, r.list_response(users, total=len(found), start_index=start)
 
 
 @scim_route("/Users/{user_id}", "GET")
 def get_user(call: Scim, user_id: str) -> tuple[int, dict[str, Any]]:
     r = _resources()
-    return 200, r.dump(r.user_of(services.scim_users().get(call.token, user_id), call.base_url))
+    return 200, r.dump_user(services.scim_users().get(call.token, user_id), call.base_url)
 
 
 @scim_route("/Users", "POST")
 def create_user(call: Scim) -> tuple[int, dict[str, Any]]:
     r = _resources()
-    user = r.parse_user(call.json(), r.Context.RESOURCE_CREATION_REQUEST)
-    contact = services.scim_users().create(call.token, r.profile_of(user, None))
+    user, primary = r.parse_user(call.json(), r.Context.RESOURCE_CREATION_REQUEST)
+    contact = services.scim_users().create(call.token, r.profile_of(user, None, primary))
     logger.info(
         "scim user created",
         extra={"company_id": call.token.company_id, "contact_id": contact.contact_id},
     )
-    return 201, r.dump(r.user_of(contact, call.base_url), r.Context.RESOURCE_CREATION_RESPONSE)
+    return 201, r.dump_user(contact, call.base_url, r.Context.RESOURCE_CREATION_RESPONSE)
 
 
 @scim_route("/Users/{user_id}", "PUT")
@@ -266,9 +266,9 @@ def replace_user(call: Scim, user_id: str) -> tuple[int, dict[str, Any]]:
     r = _resources()
     users = services.scim_users()
     current = users.get(call.token, user_id)
-    user = r.parse_user(call.json(), r.Context.RESOURCE_REPLACEMENT_REQUEST)
-    contact = users.replace(call.token, user_id, r.profile_of(user, current))
-    return 200, r.dump(r.user_of(contact, call.base_url), r.Context.RESOURCE_REPLACEMENT_RESPONSE)
+    user, primary = r.parse_user(call.json(), r.Context.RESOURCE_REPLACEMENT_REQUEST)
+    contact = users.replace(call.token, user_id, r.profile_of(user, current, primary))
+    return 200, r.dump_user(contact, call.base_url, r.Context.RESOURCE_REPLACEMENT_RESPONSE)
 
 
 @scim_route("/Users/{user_id}", "PATCH")
@@ -278,7 +278,7 @@ def patch_user(call: Scim, user_id: str) -> tuple[int, dict[str, Any]]:
     current = users.get(call.token, user_id)
     patched = r.apply_patch(call.json(), r.user_of(current, call.base_url))
     contact = users.replace(call.token, user_id, r.profile_of(patched, current))
-    return 200, r.dump(r.user_of(contact, call.base_url), r.Context.RESOURCE_PATCH_RESPONSE)
+    return 200, r.dump_user(contact, call.base_url, r.Context.RESOURCE_PATCH_RESPONSE)
 
 
 @scim_route("/Users/{user_id}", "DELETE")

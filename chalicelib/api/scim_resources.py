@@ -18,11 +18,10 @@ from scim2_models import (
     Bulk,
     ChangePassword,
     Context,
-    Email,
+    EnterpriseUser,
     Error,
     ETag,
     Filter,
-    ListResponse,
     Meta,
     Name,
     Patch,
@@ -44,6 +43,8 @@ MAX_RESULTS = 100
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 FILTERABLE = {"username": "userName", "externalid": "externalId", "id": "id"}
 EMAIL: TypeAdapter[str] = TypeAdapter(EmailText, config=ConfigDict(defer_build=True))
+# Entra sends the enterprise extension (department, manager…): accepted, not stored.
+ScimUser = User[EnterpriseUser]
 
 
 class InvalidScim(Exception):
@@ -69,30 +70,71 @@ def dump(resource: Any, context: Context = Context.RESOURCE_QUERY_RESPONSE) -> d
 # --- users ------------------------------------------------------------------------------------
 
 
-def user_of(contact: Contact, base_url: str) -> User:
-    return User(
+def user_of(contact: Contact, base_url: str) -> ScimUser:
+    return ScimUser(
         id=contact.contact_id,
         external_id=contact.external_id,
         user_name=contact.email,
         name=Name(formatted=contact.name),
         display_name=contact.name,
-        emails=[Email(value=contact.email, primary=True, type="work")],
         active=contact.status is ContactStatus.ACTIVE,
         meta=Meta(resource_type="User", location=f"{base_url}/Users/{contact.contact_id}"),
     )
 
 
-def parse_user(body: dict[str, Any], context: Context) -> User:
+def dump_user(
+    contact: Contact, base_url: str, context: Context = Context.RESOURCE_QUERY_RESPONSE
+) -> dict[str, Any]:
+    """The User document of a contact; `emails` is its one address (see `_without_emails`)."""
+    data = dump(user_of(contact, base_url), context)
+    data["emails"] = [{"value": contact.email, "primary": True, "type": "work"}]
+    return data
+
+
+def _without_emails(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The body without `emails`, and its primary address. The email is the userName (SPEC §4),
+    checked by the service's own email rule: scim2-models' `EmailStr` refuses addresses our
+    contacts may have (`okta.local`, the address in Okta's own examples)."""
+    rest = {k: v for k, v in body.items() if k.lower() != "emails"}
+    emails = next((v for k, v in body.items() if k.lower() == "emails"), None)
+    if not isinstance(emails, list):
+        return rest, None
+    entries = [e for e in emails if isinstance(e, dict) and isinstance(e.get("value"), str)]
+    primary = next((e for e in entries if e.get("primary") in (True, "true", "True")), None)
+    chosen = primary or (entries[0] if entries else None)
+    return rest, chosen["value"] if chosen else None
+
+
+def parse_user(body: dict[str, Any], context: Context) -> tuple[ScimUser, str | None]:
+    """The User a POST or PUT sends, and its primary email address (if any)."""
+    rest, primary = _without_emails(body)
     try:
-        return User.model_validate(body, scim_ctx=context)
+        return ScimUser.model_validate(rest, scim_ctx=context), primary
     except ValidationError as exc:
         raise _invalid(exc) from exc
 
 
-def apply_patch(body: dict[str, Any], user: User) -> User:
-    """`user` with the PatchOp's operations applied (`op` and boolean strings in any case)."""
+def apply_patch(body: dict[str, Any], user: ScimUser) -> ScimUser:
+    """`user` with the PatchOp's operations applied (`op` and boolean strings in any case).
+    Operations on `emails` are left out: the email is the userName."""
+    operations = body.get("Operations")
+    if isinstance(operations, list):
+        kept = []
+        for op in operations:
+            if not isinstance(op, dict):
+                kept.append(op)
+                continue
+            path = op.get("path")
+            if isinstance(path, str) and path.lower().startswith("emails"):
+                continue
+            value = op.get("value")
+            if path is None and isinstance(value, dict):
+                kept.append({**op, "value": _without_emails(value)[0]})
+            else:
+                kept.append(op)
+        body = {**body, "Operations": kept}
     try:
-        patch = PatchOp[User].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
         patched = user.model_copy(deep=True)
         patch.patch(patched)
     except ValidationError as exc:
@@ -110,14 +152,20 @@ def _invalid(exc: ValidationError) -> InvalidScim:
     return InvalidScim(f"{where}: {message}"[:300], str(scim_type))
 
 
-def profile_of(user: User, previous: Contact | None) -> UserProfile:
-    """The contact fields a SCIM User carries (SPEC §4): userName = email (lower-cased), a name
-    (`name.formatted`, else `givenName familyName`, else `displayName`), externalId, active."""
-    try:
-        email = EMAIL.validate_python(user.user_name or "")
-    except ValidationError as exc:
+def profile_of(user: ScimUser, previous: Contact | None, primary: str | None = None) -> UserProfile:
+    """The contact fields a SCIM User carries (SPEC §4): userName = email (lower-cased; the
+    primary email when the userName is not an address), a name (`name.formatted`, else
+    `givenName familyName`, else `displayName`), externalId, active."""
+    email = None
+    for candidate in (user.user_name, primary):
+        try:
+            email = EMAIL.validate_python(candidate or "")
+            break
+        except ValidationError:
+            continue
+    if email is None:
         message = "userName must be an email address"
-        raise ValidationFailed(message, [FieldError("userName", message)]) from exc
+        raise ValidationFailed(message, [FieldError("userName", message)])
     active = user.active if user.active is not None else True
     return UserProfile(
         email=email,
@@ -127,7 +175,7 @@ def profile_of(user: User, previous: Contact | None) -> UserProfile:
     )
 
 
-def _name_of(user: User, previous: str | None) -> str | None:
+def _name_of(user: ScimUser, previous: str | None) -> str | None:
     """The name the provider means: the first of formatted, given + family and displayName that
     it set or changed (a PATCH of `name.givenName` changes the name), else the previous one."""
     name = user.name
@@ -140,11 +188,14 @@ def _name_of(user: User, previous: str | None) -> str | None:
     return previous
 
 
-def list_response(users: list[User], total: int, start_index: int) -> dict[str, Any]:
-    response = ListResponse[User](
-        total_results=total, start_index=start_index, items_per_page=len(users), resources=users
-    )
-    return dump(response)
+def list_response(users: list[dict[str, Any]], total: int, start_index: int) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": len(users),
+        "Resources": users,
+    }
 
 
 def parse_query(raw: str | None) -> UserQuery | None:
