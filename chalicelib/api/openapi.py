@@ -72,7 +72,9 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     problem = {"content": {PROBLEM_JSON: {"schema": _ref(Problem)}}}
-    ok: dict[str, Any] = {"description": "OK" if op.status < 300 else "Accepted"}
+    ok: dict[str, Any] = {
+        "description": "No Content" if op.status == 204 else "OK" if op.status < 300 else "Accepted"
+    }
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": _ref(op.response)}}
     if op.alternative is not None:

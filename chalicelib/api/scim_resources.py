@@ -145,9 +145,12 @@ def apply_patch(body: dict[str, Any], user: ScimUser) -> ScimUser:
 
 
 def _invalid(exc: ValidationError) -> InvalidScim:
-    first = exc.errors(include_url=False)[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return InvalidScim("the request body is not valid", "invalidValue")
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    message = str(first["msg"]).removeprefix("Value error, ")
     scim_type = (first.get("ctx") or {}).get("scim_type") or "invalidValue"
     return InvalidScim(f"{where}: {message}"[:300], str(scim_type))
 
@@ -235,7 +238,7 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
         etag=ETag(supported=False),
         authentication_schemes=[
             AuthenticationScheme(
-                type="oauthbearertoken",
+                type=AuthenticationScheme.Type.oauthbearertoken,
                 name="OAuth Bearer Token",
                 description="A company's SCIM token (POST /companies/{company_id}/scim-tokens)",
                 primary=True,

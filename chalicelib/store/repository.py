@@ -742,7 +742,7 @@ class DynamoUnitOfWork:
 
     def revoke_scim_token(self, token: ScimToken) -> None:
         row = GovernanceItem(pk=_company_pk(token.company_id), sk=_scim_token_sk(token.token_id))
-        actions = [
+        actions: list[Any] = [
             GovernanceItem.revoked_at.set(str(token.revoked_at)),
             GovernanceItem.revoked_by.set(str(token.revoked_by)),
         ]

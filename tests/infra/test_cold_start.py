@@ -79,6 +79,21 @@ def test_an_api_call_does_not_import_the_jira_client() -> None:
     assert {"chalicelib.jira", "chalicelib.jira.client", "requests"} & modules == set()
 
 
+SCIM_LIBRARIES = {"scim2_models", "scim2_filter_parser", "lark", "sly"}
+
+
+def test_the_api_imports_the_scim_libraries_only_for_a_scim_request() -> None:
+    # Given the API function (scim2-models builds its pydantic models at import: ~0.5 s)
+    entry = ENTRY_POINTS["API (api_handler)"]
+    assert entry is not None
+    # When it starts / Then none of the SCIM libraries is loaded
+    modules = set(imported_by(entry.statement, entry.handler)["modules"])  # type: ignore[call-overload]
+    assert modules & SCIM_LIBRARIES == set()
+    # ...but a SCIM request's handler finds them
+    scim = imported_by(entry.statement + "; import chalicelib.api.scim_resources", entry.handler)
+    assert set(scim["modules"]) >= SCIM_LIBRARIES  # type: ignore[call-overload]
+
+
 @pytest.mark.parametrize("name", [n for n, e in ENTRY_POINTS.items() if e is not None])
 def test_a_cold_start_loads_without_collecting_then_collects_again(name: str) -> None:
     # Given an entry point (GC paused while its modules load: app.py, workflows/tasks.py)
