@@ -285,3 +285,8 @@ def patch_user(call: Scim, user_id: str) -> tuple[int, dict[str, Any]]:
 def delete_user(call: Scim, user_id: str) -> tuple[int, None]:
     services.scim_users().delete(call.token, user_id)
     return 204, None
+
+
+@scim_route("/{proxy+}", "GET", ids=False)
+def unknown(call: Scim, **path: str) -> tuple[int, dict[str, Any]]:
+    raise NotFound("no such SCIM endpoint (this service offers Users only)")

@@ -216,6 +216,18 @@ def _ask(m: Matrix, a: Actor) -> tuple[str, Any]:
     return "/projects/demo/access-requests", {"reason": "I support the import team"}
 
 
+def _scim_token_admin(a: Actor) -> bool:
+    """A company's SCIM tokens: its company admins and platform admins (here: acme's)."""
+    return (a.role == "company_admin" and a.relation == "customer") or a.role == "platform_admin"
+
+
+def _minted_token(m: Matrix, a: Actor) -> tuple[str, Any]:
+    """Given: a token of acme, minted by a platform admin, unique to this case."""
+    admin = bearer("root-1", "root@platform.example", "platform", ["platform_admin"])
+    minted = m.api.post("/companies/acme/scim-tokens", {}, admin)
+    return f"/companies/acme/scim-tokens/{minted.body['token_id']}", None
+
+
 def _anyone(a: Actor) -> bool:
     return True
 
@@ -230,6 +242,25 @@ def _managers(a: Actor) -> bool:
 
 ENDPOINTS = [
     Endpoint("GET /health", "GET", 200, _anyone, _read("/health"), on_project=False),
+    Endpoint(
+        "POST scim-tokens",
+        "POST",
+        201,
+        _scim_token_admin,
+        lambda m, a: ("/companies/acme/scim-tokens", {}),
+        on_project=False,
+    ),
+    Endpoint(
+        "GET scim-tokens",
+        "GET",
+        200,
+        _scim_token_admin,
+        _read("/companies/acme/scim-tokens"),
+        on_project=False,
+    ),
+    Endpoint(
+        "DELETE scim-token", "DELETE", 204, _scim_token_admin, _minted_token, on_project=False
+    ),
     Endpoint("GET /openapi.json", "GET", 200, _anyone, _read("/openapi.json"), on_project=False),
     Endpoint(
         "PUT /projects/{id}",
