@@ -175,14 +175,16 @@ def scim_tokens() -> ScimTokenService:
 
 @lru_cache(maxsize=1)
 def scim_users() -> ScimUserService:
-    return ScimUserService(store(), _ScimOffboarding())
+    # SCIM deactivation is HR offboarding: once branch `hr` is merged this becomes
+    # `ScimUserService(store(), offboarding())` (its OffboardingService has these two methods).
+    return ScimUserService(store(), _PendingOffboarding())
 
 
-class _ScimOffboarding:
-    """SCIM deactivation is HR offboarding (`domain.offboarding`), with the token as actor."""
+class _PendingOffboarding:
+    """Stands in for `domain.offboarding.OffboardingService` until branch `hr` is merged."""
 
-    def offboard(self, contact: Contact, actor: Actor) -> None:
-        raise NotImplementedError("waiting for domain.offboarding (branch hr)")
+    def offboard_contact(self, contact: Contact, actor: Actor) -> object:
+        raise NotImplementedError("domain.offboarding (branch hr) is not merged yet")
 
-    def reactivate(self, contact: Contact, actor: Actor) -> Contact:
-        raise NotImplementedError("waiting for domain.offboarding (branch hr)")
+    def reactivate_contact(self, contact: Contact, actor: Actor) -> Contact:
+        raise NotImplementedError("domain.offboarding (branch hr) is not merged yet")

@@ -99,12 +99,14 @@ curl -s {stack.jira_url}/_emulator/state
 {hr_example(api)}
 
 SCIM (acme's identity provider): an admin of acme mints a token; deactivate dev-1 as Okta does:
-export ADMIN=$(make -s token ARGS="--sub adm-1 --email ada@acme.example --company acme --roles company_admin")
+export ADMIN=$(make -s token \\
+  ARGS="--sub adm-1 --email ada@acme.example --company acme --roles company_admin")
 export SCIM=$(curl -s -X POST -H "Authorization: Bearer $ADMIN" {api}/companies/acme/scim-tokens \\
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 curl -s -X PATCH -H "Authorization: Bearer $SCIM" -H 'Content-Type: application/scim+json' \\
   -d '{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-       "Operations": [{{"op": "replace", "value": {{"active": false}}}}]}}' {api}/scim/v2/Users/dev-1
+       "Operations": [{{"op": "replace", "value": {{"active": false}}}}]}}' \\
+  {api}/scim/v2/Users/dev-1
 
 More tokens: make token ARGS="--sub u1 --email a@acme.example --company acme --roles supervisor"
 """

@@ -116,8 +116,7 @@ class ScimUserService:
         """Offboard the contact, then hide it from the provider (a retry finds it still there
         if offboarding failed)."""
         contact = self.get(token, contact_id)
-        if contact.status is ContactStatus.ACTIVE:
-            self._offboarding.offboard(contact, actor_of(token))
+        self._offboarding.offboard_contact(contact, actor_of(token))
         self._write_profile(contact, replace(contact, scim_deleted=True))
 
     def _apply(self, token: ScimToken, current: Contact, profile: UserProfile) -> Contact:
@@ -133,11 +132,12 @@ class ScimUserService:
             if owner is not None and owner.contact_id != current.contact_id:
                 raise EmailTaken(TAKEN)
         contact = self._write_profile(current, wanted)
-        if not profile.active and contact.status is ContactStatus.ACTIVE:
-            self._offboarding.offboard(contact, actor_of(token))
+        if not profile.active:
+            # Also when already offboarded: a repeat finishes what an earlier one left.
+            self._offboarding.offboard_contact(contact, actor_of(token))
             contact = replace(contact, status=ContactStatus.OFFBOARDED)
-        elif profile.active and contact.status is ContactStatus.OFFBOARDED:
-            contact = self._offboarding.reactivate(contact, actor_of(token))
+        elif contact.status is ContactStatus.OFFBOARDED:
+            contact = self._offboarding.reactivate_contact(contact, actor_of(token))
         return contact
 
     def _write_profile(self, current: Contact, wanted: Contact) -> Contact:
