@@ -22,7 +22,6 @@ from .domain.grant_batches import GrantBatches
 from .domain.grant_steps import GrantSteps
 from .domain.grants import GrantService
 from .domain.helpdesk import HelpdeskService
-from .domain.models import Actor, Contact
 from .domain.offboarding import OffboardingService
 from .domain.projects import ProjectService
 from .domain.reviews import ReviewDeadlineJob, ReviewService
@@ -175,16 +174,5 @@ def scim_tokens() -> ScimTokenService:
 
 @lru_cache(maxsize=1)
 def scim_users() -> ScimUserService:
-    # SCIM deactivation is HR offboarding: once branch `hr` is merged this becomes
-    # `ScimUserService(store(), offboarding())` (its OffboardingService has these two methods).
-    return ScimUserService(store(), _PendingOffboarding())
-
-
-class _PendingOffboarding:
-    """Stands in for `domain.offboarding.OffboardingService` until branch `hr` is merged."""
-
-    def offboard_contact(self, contact: Contact, actor: Actor) -> object:
-        raise NotImplementedError("domain.offboarding (branch hr) is not merged yet")
-
-    def reactivate_contact(self, contact: Contact, actor: Actor) -> Contact:
-        raise NotImplementedError("domain.offboarding (branch hr) is not merged yet")
+    # SCIM deactivation is HR offboarding: the same service, the token as actor.
+    return ScimUserService(store(), offboarding())
