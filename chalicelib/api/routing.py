@@ -142,7 +142,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise MalformedRequest(f"the body gives the member {str(exc)[:64]!r} twice") from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedRequest("the body is not valid JSON") from exc
-    return validated(model, data)
+    if not isinstance(data, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    return data
 
 
 def validated(model: type[BaseModel], data: Any) -> BaseModel:
@@ -150,11 +152,6 @@ def validated(model: type[BaseModel], data: Any) -> BaseModel:
     one error per invalid field (also each item of a grant batch, as its single call)."""
     if not isinstance(data, dict):
         raise MalformedRequest("the body must be a JSON object")
-    return data
-
-
-def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
-    data = json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -165,6 +162,10 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
             for e in exc.errors(include_url=False)
         ]
         raise ValidationFailed("the request body is not valid", errors) from exc
+
+
+def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+    return validated(model, json_object(raw))
 
 
 def check_ids(params: dict[str, Any]) -> None:
