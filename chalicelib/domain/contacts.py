@@ -65,7 +65,10 @@ class ContactService:
         try:
             uow.commit()
         except StaleState as exc:
-            raise Conflict(f"{spec.email} already belongs to another contact") from exc
+            raise Conflict(
+                f"{spec.email} already belongs to another contact, or the contact changed while"
+                " it was synced (send it again)"
+            ) from exc
         return contact, existing is None
 
     def lookup(self, principal: Principal, email: str) -> Contact | ContactSummary | None:

@@ -367,9 +367,15 @@ class DynamoUnitOfWork:
         self._ops.append(lambda t: t.save(claim, condition=ContactItem.contact_id.does_not_exist()))
 
     def put_contact(self, contact: Contact, previous_email: str | None) -> None:
-        """Directory sync: upsert, moving the email claim when the address changed."""
+        """Directory sync: upsert, moving the email claim when the address changed. Conditional
+        on the status the sync read: an offboarding committed since is never written over."""
         item = _contact_item(contact)
-        self._ops.append(lambda t: t.save(item))
+        unchanged = ContactItem.contact_id.does_not_exist() | (
+            ContactItem.status == contact.status.value
+        )
+        if contact.status is ContactStatus.ACTIVE:
+            unchanged |= ContactItem.status.does_not_exist()  # written before status was stored
+        self._ops.append(lambda t: t.save(item, condition=unchanged))
         if previous_email != contact.email:
             claim = ContactItem(contact_id=_claim_key(contact.email), claimed_by=contact.contact_id)
             owned = ContactItem.contact_id.does_not_exist() | (

@@ -122,8 +122,15 @@ class InMemoryUnitOfWork:
         """Directory sync: upsert, moving the email claim when the address changed."""
         new = copy.deepcopy(contact)
         contacts, claims = self._store._contacts, self._store._email_claims
+
+        def unchanged() -> bool:  # as DynamoStore: conditional on the status the sync read
+            current = contacts.get(new.contact_id)
+            return current is None or current.status is new.status
+
         self._add(
-            ("contact", new.contact_id), _always, lambda: contacts.__setitem__(new.contact_id, new)
+            ("contact", new.contact_id),
+            unchanged,
+            lambda: contacts.__setitem__(new.contact_id, new),
         )
         if previous_email != contact.email:
             claim = _claim_key(contact.email)

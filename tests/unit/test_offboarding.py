@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.domain import offboarding as module
+from chalicelib.domain.contacts import ContactService, ContactSpec
 from chalicelib.domain.grant_lifecycle import GrantLifecycle, Move
 from chalicelib.domain.grant_steps import GrantJob, GrantSteps
 from chalicelib.domain.grants import AddGrant, GrantService
@@ -27,7 +28,7 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.offboarding import OffboardingService, Revocation
 from chalicelib.domain.ports import Store
-from chalicelib.errors import ContactOffboarded
+from chalicelib.errors import Conflict, ContactOffboarded
 from tests.fakes.adapters import FakeJira, RecordingEvents, RecordingMailer, RecordingWorkflows
 from tests.fakes.builders import CUSTOMER, INTEGRATOR, OTHER, contact, grant, principal, project
 from tests.fakes.store import InMemoryStore
@@ -365,3 +366,23 @@ def test_grants_of_other_contacts_and_companies_are_untouched(
     seed(any_store, grant(PROJECTS[0], ALICE), grant(PROJECTS[0], carol))
     service.offboard_contact(ALICE, HR)
     assert any_store.get_grant("p0", "carol").status is S.ACTIVATED  # type: ignore[union-attr]
+
+
+def test_a_directory_sync_that_read_the_contact_before_its_offboarding_does_not_undo_it(
+    any_store: Store, service: OffboardingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the console's directory sync read alice while she was active
+    seed(any_store, ALICE)
+    read_before = any_store.get_contact("alice")
+    # ... and HR offboarded her before the sync wrote
+    service.offboard_contact(ALICE, HR)
+    monkeypatch.setattr(any_store, "get_contact", lambda contact_id: read_before)
+
+    # When the sync writes what it read (a new name)
+    spec = ContactSpec(email=ALICE.email, name="Alice B", company_id=ALICE.company_id)
+    with pytest.raises(Conflict):
+        ContactService(any_store).put(principal(Role.SERVICE, company=None), "alice", spec)
+
+    # Then she stays offboarded (the sync is told to send it again)
+    monkeypatch.undo()
+    assert any_store.get_contact("alice").status is ContactStatus.OFFBOARDED  # type: ignore[union-attr]
