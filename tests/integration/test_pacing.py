@@ -83,7 +83,10 @@ def test_paced_grants_all_activate_none_lost_none_failed(paced_run: Run) -> None
 
 @pytest.mark.xfail(
     strict=False,
-    reason="SPEC §3 targets not met on a CPU-starved machine (tasks start late and bunch)",
+    # Measured on an idle machine too (2026-12-02): 0.28 x ideal, 12 of 177 calls answered 429.
+    # Calls start late and bunch, so six land within the emulator's sliding second; each 429
+    # then cuts the shared rate by 30% and it recovers by 1/60 a second (issue 15 stays open).
+    reason="SPEC §3 targets not met yet: late calls bunch into 429s, each 429 over-cuts the rate",
 )
 def test_paced_grants_meet_the_throughput_and_429_targets(paced_run: Run) -> None:
     throttled = sum(c["status"] == 429 for c in paced_run.calls)
