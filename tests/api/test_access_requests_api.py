@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -114,7 +113,7 @@ def test_a_contact_offboarded_before_the_decision_is_refused(
     dana = store.get_contact("dev-1")
     assert dana is not None
     uow = store.unit_of_work()
-    uow.put_contact(replace(dana, status=ContactStatus.OFFBOARDED), dana.email)
+    uow.change_contact_status(dana.contact_id, ContactStatus.OFFBOARDED)
     uow.commit()
     with world.unchanged():
         answer = api.post(f"{REQUESTS}/{request['request_id']}/approve", {}, ACME_PM)

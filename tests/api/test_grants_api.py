@@ -4,7 +4,6 @@ paginated reads."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -247,12 +246,12 @@ def test_an_offboarded_contact_is_its_own_problem(
 
 
 def offboard(contact_id: str) -> None:
-    """What HR offboarding leaves on the contact (the HR endpoint is not built yet)."""
+    """What HR offboarding leaves on the contact (its status, as `OffboardingService` writes it)."""
     store = services.store()
     contact = store.get_contact(contact_id)
     assert contact is not None
     uow = store.unit_of_work()
-    uow.put_contact(replace(contact, status=ContactStatus.OFFBOARDED), contact.email)
+    uow.change_contact_status(contact_id, ContactStatus.OFFBOARDED)
     uow.commit()
 
 

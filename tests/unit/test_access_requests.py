@@ -4,7 +4,6 @@ and the DynamoDB store on the local stack's moto (its pending and due indexes in
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -150,7 +149,7 @@ def test_a_contact_offboarded_before_the_decision_cannot_be_approved(any_store: 
     world = World(any_store)
     asked = world.service.create(ALICE_USER, "p1", "please")
     uow = any_store.unit_of_work()
-    uow.put_contact(replace(ALICE, status=ContactStatus.OFFBOARDED), ALICE.email)
+    uow.change_contact_status(ALICE.contact_id, ContactStatus.OFFBOARDED)
     uow.commit()
     with pytest.raises(ContactOffboarded):
         world.service.approve(MANAGER, "p1", asked.request_id, None)
