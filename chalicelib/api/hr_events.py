@@ -21,7 +21,7 @@ from ..domain.hr_events import HR_EVENT, HrEvent
 from ..errors import FieldError, TooLarge, Unauthorized, ValidationFailed
 from ..observability import logger
 from .models import HrEventAccepted
-from .routing import MAX_BODY_BYTES, Call, Result, operation
+from .routing import MAX_BODY_BYTES, Call, Result, field_errors, operation
 
 bp = Blueprint(__name__)
 
@@ -52,13 +52,7 @@ def parse(body: bytes) -> HrEvent:
     try:
         return HR_EVENT.validate_python(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(
-                ".".join(str(p) for p in e["loc"]) or "body", e["msg"].removeprefix("Value error, ")
-            )
-            for e in exc.errors(include_url=False)
-        ]
-        raise ValidationFailed("not an HR event", errors) from exc
+        raise ValidationFailed("not an HR event", field_errors(exc)) from exc
 
 
 @operation(

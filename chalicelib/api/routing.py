@@ -155,13 +155,17 @@ def validated(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(
-                ".".join(str(p) for p in e["loc"]) or "body", e["msg"].removeprefix("Value error, ")
-            )
-            for e in exc.errors(include_url=False)
-        ]
-        raise ValidationFailed("the request body is not valid", errors) from exc
+        raise ValidationFailed("the request body is not valid", field_errors(exc)) from exc
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """One `{field, message}` per invalid field of a body pydantic refused (the 422's `errors`)."""
+    return [
+        FieldError(
+            ".".join(str(p) for p in e["loc"]) or "body", e["msg"].removeprefix("Value error, ")
+        )
+        for e in exc.errors(include_url=False)
+    ]
 
 
 def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
