@@ -33,10 +33,12 @@ from local.aws import (
     aws_client,
     create_secrets,
     free_port,
+    install_asl_parse_cache,
     install_backend_list_cache,
     install_boto_client_cache,
     install_dynamodb_lock,
     install_lambda_bridge,
+    install_shared_botocore_loader,
     invoke_handler,
     provision,
     reset_aws,
@@ -400,6 +402,8 @@ class LocalStack:
         self.moto.start()
         self._undo.append(install_backend_list_cache())
         self._undo.append(install_boto_client_cache())
+        self._undo.append(install_shared_botocore_loader())
+        self._undo.append(install_asl_parse_cache())
         self._undo.append(install_dynamodb_lock())
 
         from chalice.cli.factory import CLIFactory  # noqa: PLC0415
