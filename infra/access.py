@@ -70,8 +70,9 @@ class Access:
 
 
 # Every Jira step reserves its calls' slots in the service-wide limiter: one item of the
-# governance table, read and then written conditionally (chalicelib/jira/pacing.py).
-PACE = frozenset({GET, PUT})
+# governance table, changed by atomic conditional updates, read after a 429 another call already
+# reported (chalicelib/jira/pacing.py).
+PACE = frozenset({GET, UPDATE})
 _JIRA_STEP = Access(tables={"governance": PACE}, secrets=frozenset({"jira_token"}))
 _DESK_STEP = Access(
     tables={"grants": READ, "contacts": frozenset({GET}), "governance": PACE},

@@ -1,11 +1,17 @@
 """One limiter for every Jira call the workflows make, shared by all executions (SPEC §3).
 
-`JiraPacer` keeps the bucket (`bucket.py`) in one DynamoDB item and changes it with a read and a
-write conditional on the version it read, retried on a lost race: a reservation is one
-strongly consistent GetItem and one conditional PutItem. A task reserves the slots of its calls
-before it starts them; slots a second or more ahead are waited for in Step Functions (the task
-returns them and a `Wait` state sleeps the whole seconds), and `scheduled` hands them to the
-JSM client, which starts each call at its slot (`await_slot`: at most the sub-second rest of it).
+`JiraPacer` keeps the bucket (`bucket.py`) in one DynamoDB item and moves it with atomic
+conditional UpdateItems, never a read-then-write: a reservation adds its calls' cost to `tat`
+when the bucket is busy (`tat >= now`), or sets `tat` from now when it is idle, so a thousand
+concurrent reservations each take their own slots in one round trip, and none loses a race
+to retry. The rate a reservation spaces its slots at is the one this container last saw (every
+update returns the item); a 429 writes the cut for everyone.
+
+A task reserves the slots of its calls before it starts them; slots a second or more ahead are
+waited for in Step Functions (the task returns them and a `Wait` state sleeps the whole
+seconds), and `scheduled` hands them to the JSM client, which starts each call at its slot
+(`await_slot`). If the limiter's item cannot be written (DynamoDB throttles or fails), the call
+goes unpaced rather than not at all: Jira's own 429 and the workflow's retry still hold it back.
 """
 
 from __future__ import annotations
@@ -13,21 +19,29 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import GetError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
+from ..observability import count, logger
 from ..store.tables import PaceItem
-from .bucket import Bucket, reserve, throttled
+from .bucket import CUT_COOLDOWN_SECONDS, Bucket, cut, pause_until, slots
 
 KEY = ("limit#jira", "bucket")
-ATTEMPTS = 20  # lost races before giving up (then the call goes unpaced, and Jira may 429)
-# A call never waits in the function for more than the part of a second a Wait state cannot.
-MAX_ALIGN_SECONDS = 1.0
-
-_schedule: ContextVar[deque[float] | None] = ContextVar("jira_schedule", default=None)
+# Busy and idle updates failing in turn (the bucket went idle or busy in between) is rare.
+ATTEMPTS = 5
+# Steps arrive from their Wait this early and sleep the rest: a task starting late would start
+# its call late, and a late call bunches with the calls after it (pacing is per sliding second).
+ARRIVE_EARLY_SECONDS = 0.5
+# A call never waits in the function for longer than a Wait state cannot (whole seconds).
+MAX_ALIGN_SECONDS = 1.0 + ARRIVE_EARLY_SECONDS
+# Seven consecutive slots span 1.05 s at 95% of the limit: a call later than this takes a new slot.
+LATE_TOLERANCE_SECONDS = 0.05
 
 
 class JiraPacer:
@@ -36,52 +50,123 @@ class JiraPacer:
     def __init__(self, ceiling: float, clock: Callable[[], float] = time.time) -> None:
         self.ceiling = ceiling
         self._clock = clock
+        self._seen = Bucket(ceiling=ceiling)  # the item as the last update returned it
 
     def now(self) -> float:
         return self._clock()
 
     def reserve(self, calls: int) -> list[float]:
-        """The slots (epoch seconds) of the next `calls` Jira calls, now taken for the caller."""
-        return self._change(lambda bucket, now: reserve(bucket, now, calls))
+        """The slots (epoch seconds) of the next `calls` Jira calls, now taken for the caller;
+        [] (go now, unpaced) when the limiter's item cannot be written."""
+        now = self.now()
+        rate = self._seen.rate(now)
+        cost = calls / rate
+        try:
+            start = self._take(now, cost)
+        except UpdateError as exc:
+            self._unavailable("reserve", exc.cause_response_code)
+            return []
+        if start is None:
+            self._unavailable("reserve", "ConditionalCheckFailedException")
+            return []
+        return slots(start, calls, rate)
 
     def throttled(self, retry_after: float | None, limit_hint: float | None = None) -> None:
-        """Jira answered 429: every caller slows down (see `bucket.throttled`)."""
-        self._change(lambda bucket, now: (throttled(bucket, now, retry_after, limit_hint), []))
+        """Jira answered 429: every caller waits for `Retry-After` and slows down (`bucket.cut`)."""
+        now = self.now()
+        resume = pause_until(now, retry_after)
+        try:
+            self._update(
+                [PaceItem.tat.set(resume)],
+                PaceItem.tat.does_not_exist() | (PaceItem.tat < resume),
+            )
+            changed = cut(self._seen, now, limit_hint)
+            if changed is None or changed.cut_rate is None:
+                return
+            actions = [PaceItem.cut_rate.set(changed.cut_rate), PaceItem.cut_at.set(now)]
+            if changed.limit is not None:
+                actions.append(PaceItem.limit.set(changed.limit))
+            # Concurrent 429s cut once: the first write within the cooldown wins, and the
+            # others read the cut it made (their next reservations are spaced by it).
+            won = self._update(
+                actions,
+                PaceItem.cut_at.does_not_exist() | (PaceItem.cut_at <= now - CUT_COOLDOWN_SECONDS),
+            )
+            if won is None:
+                self._learn(PaceItem.get(*KEY, consistent_read=True))
+        except (UpdateError, GetError) as exc:
+            self._unavailable("throttled", exc.cause_response_code)
 
-    def _change(self, step: Callable[[Bucket, float], tuple[Bucket, list[float]]]) -> list[float]:
+    def _take(self, now: float, cost: float) -> float | None:
+        """Move `tat` past `cost` seconds of calls: the start of the caller's first slot."""
         for attempt in range(ATTEMPTS):
-            try:
-                item = PaceItem.get(*KEY, consistent_read=True)
-            except PaceItem.DoesNotExist:
-                item = PaceItem(*KEY, version=0)
-            old_version = int(item.version or 0)
-            bucket = Bucket(
-                ceiling=self.ceiling,
-                tat=float(item.tat or 0),
-                cut_rate=None if item.cut_rate is None else float(item.cut_rate),
-                cut_at=float(item.cut_at or 0),
+            busy = self._update([PaceItem.tat.add(cost)], PaceItem.tat >= now)
+            if busy is not None:
+                return float(busy.tat) - cost
+            idle = self._update(
+                [PaceItem.tat.set(now + cost)],
+                PaceItem.tat.does_not_exist() | (PaceItem.tat < now),
             )
-            changed, slots = step(bucket, self.now())
-            item.tat, item.cut_rate, item.cut_at = changed.tat, changed.cut_rate, changed.cut_at
-            item.version = old_version + 1
-            condition = (
-                PaceItem.version == old_version if old_version else PaceItem.pk.does_not_exist()
-            )
-            try:
-                item.save(condition=condition)
-            except PutError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter
-                continue
-            return slots
-        return []
+            if idle is not None:
+                return now
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter
+        return None
+
+    def _update(self, actions: Sequence[Action], condition: Condition) -> PaceItem | None:
+        """One conditional UpdateItem of the limiter's item: the item after it, or None when
+        the condition did not hold. Other errors (throttling, ...) raise `UpdateError`."""
+        item = PaceItem(*KEY)
+        try:
+            item.update(actions=list(actions), condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise
+        self._learn(item)
+        return item
+
+    def _learn(self, item: PaceItem) -> None:
+        """Remember the item as DynamoDB returned it: the next reservation's rate."""
+        self._seen = Bucket(
+            ceiling=self.ceiling,
+            tat=float(item.tat or 0),
+            cut_rate=None if item.cut_rate is None else float(item.cut_rate),
+            cut_at=float(item.cut_at or 0),
+            limit=None if item.limit is None else float(item.limit),
+        )
+
+    def _unavailable(self, what: str, error: str | None) -> None:
+        logger.warning(
+            "jira limiter unavailable: the call goes unpaced",
+            extra={"limiter": {"operation": what, "error": error}},
+        )
+        count("JiraLimiterUnavailable")
+
+
+class CallDeferred(Exception):
+    """A paced call missed its slot and the next free one is further than a task may sleep:
+    the step stops before the call and waits for `slots` in Step Functions, then runs again
+    (steps are idempotent, as after any failed call)."""
+
+    def __init__(self, slots: list[float]) -> None:
+        super().__init__(f"paced call deferred to {slots[0]:.3f}")
+        self.slots = slots
+
+
+@dataclass
+class _Schedule:
+    slots: deque[float]
+    pacer: JiraPacer | None
+
+
+_schedule: ContextVar[_Schedule | None] = ContextVar("jira_schedule", default=None)
 
 
 @contextmanager
-def scheduled(slots: list[float]) -> Iterator[None]:
-    """Within the block, the JSM client starts its calls at these slots, in order."""
-    token = _schedule.set(deque(slots))
+def scheduled(slots: list[float], pacer: JiraPacer | None = None) -> Iterator[None]:
+    """Within the block, the JSM client starts its calls at these slots, in order; with a
+    `pacer`, a call that missed its slot takes a new one (`await_slot`)."""
+    token = _schedule.set(_Schedule(deque(slots), pacer))
     try:
         yield
     finally:
@@ -91,11 +176,30 @@ def scheduled(slots: list[float]) -> Iterator[None]:
 def await_slot(
     clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
 ) -> None:
-    """Before a Jira call: wait for the caller's next slot (never a second or more: those
-    waits are Step Functions'); calls beyond the reserved slots go at once."""
-    slots = _schedule.get()
-    if not slots:
+    """Before a Jira call: wait for the caller's next slot (never longer than
+    `MAX_ALIGN_SECONDS`: longer waits are Step Functions'); calls beyond the reserved slots go
+    at once.
+
+    A call more than `LATE_TOLERANCE_SECONDS` past its slot (its task started late, or the
+    step's own work took long) does not go late: Jira counts calls per sliding second, so a late
+    call lands among the calls of the next slots and one of them gets a 429. It reserves new
+    slots for itself and the step's remaining calls, and raises `CallDeferred` when they are
+    too far to sleep for."""
+    schedule = _schedule.get()
+    if schedule is None or not schedule.slots:
         return
-    delay = slots.popleft() - clock()
+    delay = schedule.slots[0] - clock()
+    if delay < -LATE_TOLERANCE_SECONDS and schedule.pacer is not None:
+        fresh = schedule.pacer.reserve(len(schedule.slots))
+        if not fresh:  # the limiter is unavailable: the call goes unpaced
+            schedule.slots.clear()
+            return
+        count("JiraSlotsMissed")
+        delay = fresh[0] - clock()
+        if delay > MAX_ALIGN_SECONDS:
+            schedule.slots.clear()
+            raise CallDeferred(fresh)
+        schedule.slots = deque(fresh)
+    schedule.slots.popleft()
     if delay > 0:
         sleep(min(delay, MAX_ALIGN_SECONDS))

@@ -255,17 +255,17 @@ class GovernanceItem(Model):
 
 class PaceItem(Model):
     """The service-wide Jira limiter (`chalicelib/jira/bucket.py`): one item in the governance
-    table, `pk = limit#jira`, `sk = bucket`, written with a condition on `version`."""
+    table, `pk = limit#jira`, `sk = bucket`, changed only by atomic conditional updates."""
 
     class Meta(_Meta):
         table_name = _settings.governance_table
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    version = NumberAttribute(default=0)
-    tat = NumberAttribute(default=0)
+    tat = NumberAttribute(null=True)
     cut_rate = NumberAttribute(null=True)
-    cut_at = NumberAttribute(default=0)
+    cut_at = NumberAttribute(null=True)
+    limit = NumberAttribute(null=True)
 
 
 ALL_TABLES: tuple[type[Model], ...] = (

@@ -8,7 +8,9 @@ the step that was throttled; it also slows the service-wide limiter down.
 Paced steps (a rate is set, `jira.pacing`) reserve the slots of their Jira calls first; when the
 first slot is a second or more away the step returns `{"wait_seconds", "pace": {"step",
 "slots"}}` instead of running, the state machine waits that long and runs the step again, which
-then uses the slots it holds. A step that ran returns its result with `wait_seconds: 0`.
+then uses the slots it holds. A step whose call missed its slot (it started late) returns the
+same, with the new slots it took (`pacing.CallDeferred`). A step that ran returns its result
+with `wait_seconds: 0`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ gc.disable()
 
 import json  # noqa: E402
 import random  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from typing import Any  # noqa: E402
@@ -35,7 +38,7 @@ from ..domain.models import GrantError, utc_now  # noqa: E402
 from ..domain.sweeper import sweep_stalled_grants  # noqa: E402
 from ..errors import JiraRateLimited  # noqa: E402
 from ..jira import jsm_client  # noqa: E402
-from ..jira.pacing import scheduled  # noqa: E402
+from ..jira.pacing import ARRIVE_EARLY_SECONDS, CallDeferred, scheduled  # noqa: E402
 from ..observability import MetricUnit, count, logger  # noqa: E402
 
 gc.freeze()
@@ -124,11 +127,20 @@ def pace(step: str, event: dict[str, Any]) -> tuple[list[float], dict[str, Any] 
         return [], None
     now = pacer.now()
     slots = held_slots(event, step, now) or pacer.reserve(PACED_CALLS[step])
-    wait = int(slots[0] - now) if slots else 0  # whole seconds; the rest is `await_slot`'s
-    if wait < 1:
-        return slots, None
+    wait = _wait_seconds(slots, now)
+    return slots, None if wait < 1 else _waiting(step, slots, wait)
+
+
+def _wait_seconds(slots: list[float], now: float) -> int:
+    """The whole seconds a step waits in Step Functions for its first slot, arriving
+    `ARRIVE_EARLY_SECONDS` before it; the rest is `await_slot`'s."""
+    return int(slots[0] - now - ARRIVE_EARLY_SECONDS) if slots else 0
+
+
+def _waiting(step: str, slots: list[float], wait: int) -> dict[str, Any]:
+    """The result of a paced step that waits `wait` whole seconds for its `slots` first."""
     count("JiraPacedWaitSeconds", wait, MetricUnit.Seconds)
-    return slots, {"wait_seconds": wait, "pace": {"step": STATE_OF_STEP[step], "slots": slots}}
+    return {"wait_seconds": wait, "pace": {"step": STATE_OF_STEP[step], "slots": slots}}
 
 
 def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -139,8 +151,10 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
         slots, waiting = pace(step, event)
         if waiting is not None:
             return waiting
-        with scheduled(slots):
+        with scheduled(slots, services.jira_pacer()):
             result = STEPS[step](services.grant_steps(), job, event)
+    except CallDeferred as deferred:  # a call missed its slot; the next is seconds away
+        return _waiting(step, deferred.slots, max(1, _wait_seconds(deferred.slots, time.time())))
     except JiraRateLimited as exc:
         pacer = services.jira_pacer()
         if pacer is not None:
