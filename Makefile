@@ -27,8 +27,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-dev-nodeps.txt | $(
 run: $(STAMP) ## Start the whole stack locally (API :8000, AWS :5000, JSM :8081, mailbox :8025)
 	$(BIN)/python -m local
 
-test: $(STAMP) lint ## Lint, type-check and run every test
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+test: $(STAMP) lint ## Lint, type-check and run every test (timing tests alone, on a quiet CPU)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not timing"
+	$(BIN)/python -m pytest -m timing
 
 lint: $(STAMP) ## ruff + mypy
 	$(BIN)/ruff check .
