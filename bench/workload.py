@@ -73,6 +73,14 @@ class Console:
             headers=self.manager,
         )
 
+    def grant_batch(self, project_id: str, contact_ids: list[str]) -> requests.Response:
+        return self._call(
+            "POST",
+            f"/projects/{project_id}/grant-batches",
+            json={"add": [{"contact_id": contact_id} for contact_id in contact_ids]},
+            headers=self.manager,
+        )
+
     def remove(self, project_id: str, contact_id: str) -> requests.Response:
         return self._call(
             "DELETE", f"/projects/{project_id}/grants/{contact_id}", headers=self.manager

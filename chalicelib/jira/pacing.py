@@ -7,11 +7,13 @@ concurrent reservations each take their own slots in one round trip, and none lo
 to retry. The rate a reservation spaces its slots at is the one this container last saw (every
 update returns the item); a 429 writes the cut for everyone.
 
-A task reserves the slots of its calls before it starts them; slots a second or more ahead are
-waited for in Step Functions (the task returns them and a `Wait` state sleeps the whole
-seconds), and `scheduled` hands them to the JSM client, which starts each call at its slot
-(`await_slot`). If the limiter's item cannot be written (DynamoDB throttles or fails), the call
-goes unpaced rather than not at all: Jira's own 429 and the workflow's retry still hold it back.
+A step reserves the slots of its calls at its first call (`await_slot`), after its own work
+(a cold start, a read), so its slots are still ahead when it starts them. Slots a second and a
+half or more ahead are waited for in Step Functions: the step stops (`CallDeferred`), returns
+them, and a `Wait` state sleeps the whole seconds before it runs again with the slots it holds;
+the JSM client starts each call at its slot, sleeping the rest. If the limiter's item cannot be
+written (DynamoDB throttles or fails), the call goes unpaced rather than not at all: Jira's own
+429 and the workflow's retry still hold it back.
 """
 
 from __future__ import annotations
@@ -157,16 +159,20 @@ class CallDeferred(Exception):
 class _Schedule:
     slots: deque[float]
     pacer: JiraPacer | None
+    calls: int  # the step's calls: reserved at its first call when it holds no slots
+    started: int = 0  # calls started so far in this run of the step
 
 
 _schedule: ContextVar[_Schedule | None] = ContextVar("jira_schedule", default=None)
 
 
 @contextmanager
-def scheduled(slots: list[float], pacer: JiraPacer | None = None) -> Iterator[None]:
-    """Within the block, the JSM client starts its calls at these slots, in order; with a
-    `pacer`, a call that missed its slot takes a new one (`await_slot`)."""
-    token = _schedule.set(_Schedule(deque(slots), pacer))
+def scheduled(slots: list[float], pacer: JiraPacer | None = None, calls: int = 0) -> Iterator[None]:
+    """Within the block, the JSM client starts its calls at these slots, in order. With a
+    `pacer`, the step's first call reserves slots for its `calls` when it holds none, a call
+    beyond them reserves one more, and a call that missed its slot takes a new one
+    (`await_slot`)."""
+    token = _schedule.set(_Schedule(deque(slots), pacer, calls))
     try:
         yield
     finally:
@@ -177,29 +183,44 @@ def await_slot(
     clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Before a Jira call: wait for the caller's next slot (never longer than
-    `MAX_ALIGN_SECONDS`: longer waits are Step Functions'); calls beyond the reserved slots go
-    at once.
+    `MAX_ALIGN_SECONDS`: longer waits are Step Functions').
 
-    A call more than `LATE_TOLERANCE_SECONDS` past its slot (its task started late, or the
-    step's own work took long) does not go late: Jira counts calls per sliding second, so a late
-    call lands among the calls of the next slots and one of them gets a 429. It reserves new
-    slots for itself and the step's remaining calls, and raises `CallDeferred` when they are
-    too far to sleep for."""
+    A step's first call reserves the step's slots, after whatever the step did before it (a
+    cold start, a DynamoDB read): slots taken earlier could pass while it ran. When they are
+    further than a task may sleep, it raises `CallDeferred`: the step stops and waits in Step
+    Functions. A call more than `LATE_TOLERANCE_SECONDS` past its slot (its task resumed late,
+    or the step's work between two calls took long) does not go late either: Jira counts calls
+    per sliding second, so a late call lands among the calls of the next slots and one of them
+    gets a 429. It reserves new slots for itself and the step's remaining calls, likewise."""
     schedule = _schedule.get()
-    if schedule is None or not schedule.slots:
+    if schedule is None:
         return
-    delay = schedule.slots[0] - clock()
-    if delay < -LATE_TOLERANCE_SECONDS and schedule.pacer is not None:
-        fresh = schedule.pacer.reserve(len(schedule.slots))
-        if not fresh:  # the limiter is unavailable: the call goes unpaced
-            schedule.slots.clear()
-            return
-        count("JiraSlotsMissed")
-        delay = fresh[0] - clock()
-        if delay > MAX_ALIGN_SECONDS:
-            schedule.slots.clear()
-            raise CallDeferred(fresh)
-        schedule.slots = deque(fresh)
-    schedule.slots.popleft()
+    if schedule.pacer is not None:
+        if not schedule.slots:
+            unreserved = schedule.calls - schedule.started
+            _take_slots(schedule, schedule.pacer, max(1, unreserved), clock)
+        elif schedule.slots[0] - clock() < -LATE_TOLERANCE_SECONDS:
+            count("JiraSlotsMissed")
+            _take_slots(schedule, schedule.pacer, len(schedule.slots), clock)
+    schedule.started += 1
+    if schedule.slots:
+        _sleep_until(schedule.slots.popleft(), clock, sleep)
+
+
+def _take_slots(
+    schedule: _Schedule, pacer: JiraPacer, calls: int, clock: Callable[[], float]
+) -> None:
+    fresh = pacer.reserve(calls)  # [] when the limiter is unavailable: unpaced
+    if fresh and fresh[0] - clock() > MAX_ALIGN_SECONDS:
+        # The step runs again from its start after the wait: slots for the calls it made too.
+        if schedule.started:
+            fresh += pacer.reserve(schedule.started)
+        schedule.slots.clear()
+        raise CallDeferred(fresh)
+    schedule.slots = deque(fresh)
+
+
+def _sleep_until(slot: float, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    delay = slot - clock()
     if delay > 0:
         sleep(min(delay, MAX_ALIGN_SECONDS))

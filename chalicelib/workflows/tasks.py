@@ -5,12 +5,11 @@ JSON message `{"step", "wait_seconds", "detail"}` so the state machine can wait 
 Jira asked (or, without `Retry-After`, an exponential backoff with full jitter) and then resume
 the step that was throttled; it also slows the service-wide limiter down.
 
-Paced steps (a rate is set, `jira.pacing`) reserve the slots of their Jira calls first; when the
-first slot is a second or more away the step returns `{"wait_seconds", "pace": {"step",
-"slots"}}` instead of running, the state machine waits that long and runs the step again, which
-then uses the slots it holds. A step whose call missed its slot (it started late) returns the
-same, with the new slots it took (`pacing.CallDeferred`). A step that ran returns its result
-with `wait_seconds: 0`.
+Paced steps (a rate is set, `jira.pacing`) reserve the slots of their Jira calls at their first
+call; when those are a second and a half or more away the step stops there and returns
+`{"wait_seconds", "pace": {"step", "slots"}}` instead, the state machine waits that long and runs
+the step again, which then uses the slots it holds. A call that missed its slot (it started
+late) takes new ones the same way. A step that ran returns its result with `wait_seconds: 0`.
 """
 
 from __future__ import annotations
@@ -120,17 +119,6 @@ def held_slots(event: dict[str, Any], step: str, now: float) -> list[float] | No
     return None
 
 
-def pace(step: str, event: dict[str, Any]) -> tuple[list[float], dict[str, Any] | None]:
-    """The step's slots, and the `{"pace": …}` result when it must wait for them first."""
-    pacer = services.jira_pacer() if step in PACED_CALLS else None
-    if pacer is None:
-        return [], None
-    now = pacer.now()
-    slots = held_slots(event, step, now) or pacer.reserve(PACED_CALLS[step])
-    wait = _wait_seconds(slots, now)
-    return slots, None if wait < 1 else _waiting(step, slots, wait)
-
-
 def _wait_seconds(slots: list[float], now: float) -> int:
     """The whole seconds a step waits in Step Functions for its first slot, arriving
     `ARRIVE_EARLY_SECONDS` before it; the rest is `await_slot`'s."""
@@ -147,13 +135,12 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
     """Run one workflow step for the state input `event`."""
     job = GrantJob.from_event(event)
     logger.thread_safe_append_keys(execution=job.lifecycle_id, step=step)
+    pacer = services.jira_pacer() if step in PACED_CALLS else None
+    held = held_slots(event, step, time.time()) if pacer is not None else None
     try:
-        slots, waiting = pace(step, event)
-        if waiting is not None:
-            return waiting
-        with scheduled(slots, services.jira_pacer()):
+        with scheduled(held or [], pacer, PACED_CALLS.get(step, 0)):
             result = STEPS[step](services.grant_steps(), job, event)
-    except CallDeferred as deferred:  # a call missed its slot; the next is seconds away
+    except CallDeferred as deferred:  # its slots are seconds away: wait in Step Functions
         return _waiting(step, deferred.slots, max(1, _wait_seconds(deferred.slots, time.time())))
     except JiraRateLimited as exc:
         pacer = services.jira_pacer()

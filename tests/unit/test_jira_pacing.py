@@ -130,7 +130,73 @@ def test_the_customer_step_finds_its_slots_under_customer() -> None:
 def test_calls_start_at_their_slots_for_at_most_a_second_and_a_half() -> None:
     slept: list[float] = []
     with pacing.scheduled([10.3, 13.0, 9.0]):
-        for _ in range(4):  # the fourth is beyond the reserved slots: at once
+        for _ in range(4):  # no limiter: the fourth, beyond the slots, goes at once
             pacing.await_slot(clock=lambda: 10.0, sleep=slept.append)
     pacing.await_slot(clock=lambda: 0.0, sleep=slept.append)  # outside a paced step: at once
     assert slept == pytest.approx([0.3, pacing.MAX_ALIGN_SECONDS])
+
+
+def never_sleeps(seconds: float) -> None:
+    pytest.fail(f"the task slept {seconds} s instead of waiting in Step Functions")
+
+
+class ScriptedPacer(pacing.JiraPacer):
+    """A limiter whose reservations start at the given times, spaced 0.2 s (no DynamoDB)."""
+
+    def __init__(self, *starts: float) -> None:
+        super().__init__(ceiling=RATE, clock=lambda: 0.0)
+        self.starts = list(starts)
+        self.reserved: list[int] = []
+
+    def reserve(self, calls: int) -> list[float]:
+        self.reserved.append(calls)
+        start = self.starts.pop(0)
+        return [start + 0.2 * i for i in range(calls)]
+
+
+def test_a_step_reserves_its_slots_at_its_first_call_not_before() -> None:
+    pacer, slept = ScriptedPacer(10.5), list[float]()
+    with pacing.scheduled([], pacer, calls=2):
+        assert pacer.reserved == []  # the step's own work before its first call takes no slot
+        pacing.await_slot(clock=lambda: 10.0, sleep=slept.append)
+        pacing.await_slot(clock=lambda: 10.6, sleep=slept.append)
+    assert pacer.reserved == [2]
+    assert slept == pytest.approx([0.5, 0.1])
+
+
+def test_slots_too_far_to_sleep_for_stop_the_step_before_its_call() -> None:
+    pacer = ScriptedPacer(13.0)
+    with pacing.scheduled([], pacer, calls=2), pytest.raises(pacing.CallDeferred) as stop:
+        pacing.await_slot(clock=lambda: 10.0, sleep=never_sleeps)
+    assert stop.value.slots == pytest.approx([13.0, 13.2])
+
+
+def test_a_late_call_takes_new_slots_instead_of_bunching() -> None:
+    # Given a step holding slots 10.0 and 10.2, whose first call is ready only at 10.3
+    pacer, slept = ScriptedPacer(10.8), list[float]()
+    with pacing.scheduled([10.0, 10.2], pacer, calls=2):
+        pacing.await_slot(clock=lambda: 10.3, sleep=slept.append)
+    # Then it took two new slots and waited for the first, rather than going 0.3 s late
+    assert pacer.reserved == [2]
+    assert slept == pytest.approx([0.5])
+
+
+def test_a_deferred_step_holds_slots_for_every_call_of_its_next_run() -> None:
+    # Given a step whose first call went, and whose second is late with the queue 5 s long
+    pacer = ScriptedPacer(10.0, 15.0, 15.4)
+    with pacing.scheduled([], pacer, calls=2):
+        pacing.await_slot(clock=lambda: 10.0, sleep=lambda _: None)
+        with pytest.raises(pacing.CallDeferred) as stop:
+            pacing.await_slot(clock=lambda: 10.5, sleep=never_sleeps)
+    # Then it runs again from its start with a slot for each of its two calls
+    assert pacer.reserved == [2, 1, 1]
+    assert stop.value.slots == pytest.approx([15.0, 15.4])
+
+
+def test_a_call_beyond_the_steps_slots_is_paced_too() -> None:
+    pacer, slept = ScriptedPacer(10.0, 10.4), list[float]()
+    with pacing.scheduled([], pacer, calls=1):
+        pacing.await_slot(clock=lambda: 10.0, sleep=slept.append)
+        pacing.await_slot(clock=lambda: 10.1, sleep=slept.append)  # a rare re-add
+    assert pacer.reserved == [1, 1]
+    assert slept == pytest.approx([0.3])
