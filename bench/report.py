@@ -208,7 +208,7 @@ def paced_rows(paced: Bulk | None) -> list[Row]:
     others = ", ".join(f"{n} {s}" for s, n in sorted(paced.statuses.items()) if s != "activated")
     return [
         Row(
-            f"Paced bulk: {paced.grants} grants as batches of 100 at once, JSM and the service at "
+            f"Paced bulk: {paced.grants} grants as batches of 100, JSM and the service at "
             f"{paced.rate_limit:g} req/s (HELPDESK_JIRA_RATE_PER_SECOND), real clock",
             f"{paced.activated}/{paced.grants} activated in {paced.seconds:.1f} s"
             + (f" ({others})" if others else "")

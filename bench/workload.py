@@ -79,6 +79,7 @@ class Console:
             f"/projects/{project_id}/grant-batches",
             json={"add": [{"contact_id": contact_id} for contact_id in contact_ids]},
             headers=self.manager,
+            timeout=120,  # 100 items on the one-process local stack take longer than a POST
         )
 
     def remove(self, project_id: str, contact_id: str) -> requests.Response:
