@@ -5,8 +5,9 @@ calls takes the slots `max(tat, now) + i / rate` and moves `tat` past them, so e
 knows at once when its calls may go, and a waiter holds its slots while it waits. The rate
 adapts: a 429 cuts it (to just under the limit Jira names, or by 5% when it was already
 under it) and nobody gets a slot before Jira's `Retry-After`; it then grows back linearly up to
-the configured ceiling. Pure functions of their inputs: `pacing.py` applies them to one
-DynamoDB item with atomic conditional updates.
+the configured ceiling. Pure functions of their inputs. `pacing.py` makes the same changes to
+one DynamoDB item with atomic conditional updates (`slots`, `pause_until` and `cut` directly;
+`reserve` and `throttled` state the whole change each makes, as the unit tests check it).
 """
 
 from __future__ import annotations

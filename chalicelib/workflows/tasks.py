@@ -119,14 +119,10 @@ def held_slots(event: dict[str, Any], step: str, now: float) -> list[float] | No
     return None
 
 
-def _wait_seconds(slots: list[float], now: float) -> int:
-    """The whole seconds a step waits in Step Functions for its first slot, arriving
-    `ARRIVE_EARLY_SECONDS` before it; the rest is `await_slot`'s."""
-    return int(slots[0] - now - ARRIVE_EARLY_SECONDS) if slots else 0
-
-
-def _waiting(step: str, slots: list[float], wait: int) -> dict[str, Any]:
-    """The result of a paced step that waits `wait` whole seconds for its `slots` first."""
+def _waiting(step: str, slots: list[float], now: float) -> dict[str, Any]:
+    """The result of a paced step that waits in Step Functions for its `slots`: whole seconds
+    (at least one), ending `ARRIVE_EARLY_SECONDS` before the first; the rest is `await_slot`'s."""
+    wait = max(1, int(slots[0] - now - ARRIVE_EARLY_SECONDS))
     count("JiraPacedWaitSeconds", wait, MetricUnit.Seconds)
     return {"wait_seconds": wait, "pace": {"step": STATE_OF_STEP[step], "slots": slots}}
 
@@ -141,7 +137,7 @@ def run_step(step: str, event: dict[str, Any]) -> dict[str, Any]:
         with scheduled(held or [], pacer, PACED_CALLS.get(step, 0)):
             result = STEPS[step](services.grant_steps(), job, event)
     except CallDeferred as deferred:  # its slots are seconds away: wait in Step Functions
-        return _waiting(step, deferred.slots, max(1, _wait_seconds(deferred.slots, time.time())))
+        return _waiting(step, deferred.slots, time.time())
     except JiraRateLimited as exc:
         pacer = services.jira_pacer()
         if pacer is not None:
